@@ -1,0 +1,1 @@
+"""Data stage: sources → Beam `prepare` → TFRecord shards + manifest → tf.data `load`."""

@@ -1,0 +1,112 @@
+"""Validate and normalise encoded images by their content, never by their file extension.
+
+Used by `prepare` (to skip bad files with a reason) and by the server (to answer 4xx
+before TensorFlow ever sees the bytes).
+
+Example:
+    info = inspect_image(open("rose.jpg", "rb").read())   # ImageInfo(format="jpeg", width=500, height=375)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+from PIL import Image
+
+from corolla.errors import CorollaError
+
+# Decoders TensorFlow's tf.io.decode_image understands, so training and serving agree.
+SUPPORTED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
+DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 50-megapixel photo; far beyond any sane training image
+
+
+class InvalidImage(CorollaError):
+    """The bytes are not an image corolla can use; the message is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedImage:
+    encoded: bytes
+    format: str
+    width: int
+    height: int
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise InvalidImage("empty file")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Exception:  # PIL raises several types for "not an image"
+        raise InvalidImage("not an image (unrecognised content)") from None
+    if image.format not in SUPPORTED_FORMATS:
+        raise InvalidImage(f"unsupported image format {image.format}; expected one of JPEG, PNG, GIF, BMP")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidImage(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
+    return image
+
+
+def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Format and size from the header alone: cheap, and safe against decompression bombs."""
+    image = _open(data, max_pixels)
+    return ImageInfo(SUPPORTED_FORMATS[image.format], image.width, image.height)
+
+
+def prepare_image(
+    data: bytes,
+    *,
+    channels: int = 3,
+    max_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> PreparedImage:
+    """Decode fully (catching truncation), convert to `channels`, shrink, re-encode only if needed.
+
+    Images whose shorter side exceeds `max_side` are scaled down to it, keeping the aspect
+    ratio, so later random crops still have pixels to work with. JPEG and PNG files that
+    need no change are kept byte for byte.
+    """
+    image = _open(data, max_pixels)
+    source_format = SUPPORTED_FORMATS[image.format]
+    try:
+        image.load()
+    except Exception as error:
+        raise InvalidImage(f"corrupt or truncated {source_format.upper()} ({error})") from None
+    mode = "L" if channels == 1 else "RGB"
+    changed = image.mode != mode or source_format not in ("jpeg", "png")
+    if image.mode != mode:
+        image = _convert(image, mode)
+    if max_side and min(image.size) > max_side:
+        scale = max_side / min(image.size)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0
+        )
+        changed = True
+    if not changed:
+        return PreparedImage(data, source_format, image.width, image.height)
+    out_format = "jpeg" if source_format == "jpeg" else "png"
+    buffer = io.BytesIO()
+    if out_format == "jpeg":
+        image.save(buffer, format="JPEG", quality=95)
+    else:
+        image.save(buffer, format="PNG", optimize=False)
+    return PreparedImage(buffer.getvalue(), out_format, image.width, image.height)
+
+
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of letting PIL clip at 255.
+        image = image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert(mode)

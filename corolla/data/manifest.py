@@ -1,0 +1,107 @@
+"""`manifest.json`: what `prepare` wrote, read by every later stage.
+
+Nothing downstream (class count, image count, image size, label order) is ever typed twice.
+
+Example:
+    manifest = Manifest.load("data/fm")
+    manifest.num_classes, manifest.count("train"), manifest.shard_paths("eval")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+
+from corolla.errors import CorollaError
+
+MANIFEST = "manifest.json"
+LABELS = "labels.txt"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class Shard:
+    file: str
+    records: int
+
+
+@dataclasses.dataclass
+class Split:
+    count: int
+    per_class: dict[str, int]
+    shards: list[Shard]
+
+
+@dataclasses.dataclass
+class Manifest:
+    source: str
+    classes: list[str]
+    image_size: int
+    channels: int
+    splits: dict[str, Split]
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    directory: pathlib.Path | None = dataclasses.field(default=None, compare=False)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def count(self, split: str) -> int:
+        return self._split(split).count
+
+    def shard_paths(self, split: str) -> list[str]:
+        return [str(self.directory / shard.file) for shard in self._split(split).shards]
+
+    def _split(self, split: str) -> Split:
+        if split not in self.splits:
+            raise CorollaError(
+                f"The dataset in {self.directory} has no '{split}' split. "
+                f"Available: {', '.join(self.splits)}. Received: split={split!r}"
+            )
+        return self.splits[split]
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.pop("directory")
+        return data
+
+    def save(self, directory: str | os.PathLike) -> None:
+        directory = pathlib.Path(directory)
+        write_text_atomic(directory / LABELS, "".join(f"{name}\n" for name in self.classes))
+        write_text_atomic(directory / MANIFEST, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Manifest":
+        directory = pathlib.Path(directory)
+        path = directory / MANIFEST
+        if not directory.is_dir():
+            raise CorollaError(
+                f"Data folder not found: {directory}. Create it with `corolla prepare SOURCE --out {directory}`. "
+                f"Received: data_dir={str(directory)!r}"
+            )
+        if not path.is_file():
+            raise CorollaError(
+                f"{directory} has no {MANIFEST}, so it was not written by `corolla prepare` (or preparation did not "
+                f"finish). Run `corolla prepare SOURCE --out {directory}`."
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            splits = {
+                name: Split(split["count"], split["per_class"], [Shard(**shard) for shard in split["shards"]])
+                for name, split in data.pop("splits").items()
+            }
+            return cls(splits=splits, directory=directory, **data)
+        except (ValueError, KeyError, TypeError) as error:
+            raise CorollaError(f"{path} is damaged ({error}). Re-run `corolla prepare` into this folder.") from None
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write then rename, so a crash never leaves a half-written file under the final name."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,164 @@
+"""Turn what the user points at (a folder, a CSV, a built-in dataset name) into labelled items.
+
+Listing happens here, in the driver; reading and validating the bytes happens in the Beam
+pipeline (`corolla.data.prepare`), so a 10,000-image folder is listed in a second.
+
+Example:
+    source = resolve_source("photos/")           # photos/roses/*.jpg, photos/tulips/*.jpg, ...
+    source.classes, len(source.items), source.skipped
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import pathlib
+import random
+
+from corolla.errors import CorollaError
+
+TRAIN, EVAL = "train", "eval"
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceItem:
+    key: str  # where the image came from: a path, or "<dataset>/<split>/<index>"
+    label: int
+    path: str | None = None  # read by the pipeline (local path or any tf.io.gfile URL such as gs://)
+    data: bytes | None = None  # or the encoded image itself
+    split: str | None = None  # fixed by the source (official test sets), else assigned by `split_items`
+
+
+@dataclasses.dataclass
+class Source:
+    description: str
+    classes: list[str]
+    items: list[SourceItem]
+    channels: int = 3
+    native_size: int | None = None  # all images already this size (built-in datasets)
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+
+def resolve_source(spec: str, *, labels_file: str | None = None) -> Source:
+    """Dispatch on what `spec` is: a folder, a `.csv` file, or a built-in dataset name."""
+    from corolla.data import datasets
+
+    path = pathlib.Path(spec).expanduser()
+    if path.is_dir():
+        return folder_source(path, labels_file=labels_file)
+    if path.is_file() and path.suffix.lower() in (".csv", ".txt"):
+        return csv_source(path, labels_file=labels_file)
+    if spec in {dataset.name for dataset in datasets.list_datasets()}:
+        return builtin_source(spec)
+    names = ", ".join(dataset.name for dataset in datasets.list_datasets())
+    raise CorollaError(
+        f"Cannot use {spec!r} as a source: it is not a folder, not a .csv file, and not a built-in dataset. "
+        f"Expected a folder of class sub-folders, a CSV of `path,label` lines, or one of: {names}. "
+        f"Received: source={spec!r}"
+    )
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def folder_source(root: pathlib.Path, *, labels_file: str | None = None) -> Source:
+    """Each non-hidden sub-folder is a class; every non-hidden file below it is a candidate image."""
+    found = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not _hidden(entry.name))
+    classes = _class_order(found, labels_file)
+    if not classes:
+        raise CorollaError(f"{root} has no class sub-folders. Expected {root}/<label>/<image files>.")
+    items = []
+    for label, name in enumerate(classes):
+        for directory, subdirs, files in os.walk(root / name):
+            subdirs[:] = sorted(d for d in subdirs if not _hidden(d))
+            for file in sorted(f for f in files if not _hidden(f)):
+                path = os.path.join(directory, file)
+                items.append(SourceItem(key=os.path.relpath(path, root), label=label, path=path))
+    return Source(description=str(root), classes=classes, items=items)
+
+
+def csv_source(csv_path: pathlib.Path, *, labels_file: str | None = None) -> Source:
+    """Lines of `path,label`; paths absolute, relative to the CSV, or gs:// (any tf.io.gfile scheme)."""
+    rows, skipped = [], []
+    text = csv_path.read_text(encoding="utf-8-sig")
+    for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise CorollaError(
+                f"{csv_path}, line {line_number}: expected two columns `path,label`. Received: {','.join(row)!r}"
+            )
+        image_path, label = row[0].strip(), row[1].strip()
+        if line_number == 1 and (image_path.lower(), label.lower()) in {("path", "label"), ("image", "label"), ("filename", "label")}:
+            continue  # header
+        if "://" not in image_path and not os.path.isabs(image_path):
+            image_path = str(csv_path.parent / image_path)
+        if "://" not in image_path and not os.path.isfile(image_path):
+            skipped.append({"source": image_path, "reason": f"file not found (CSV line {line_number})"})
+            continue
+        rows.append((image_path, label))
+    classes = _class_order(sorted({label for _, label in rows}), labels_file)
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({label for _, label in rows if label not in index})
+    if unknown:
+        raise CorollaError(f"{csv_path} uses labels missing from {labels_file}: {', '.join(unknown)}.")
+    items = [SourceItem(key=path, label=index[label], path=path) for path, label in rows]
+    return Source(description=str(csv_path), classes=classes, items=items, skipped=skipped)
+
+
+def builtin_source(name: str) -> Source:
+    """A built-in dataset; its official test set stays the eval split, so accuracies compare."""
+    from PIL import Image
+
+    from corolla.data import datasets
+
+    dataset = datasets.get_dataset(name)
+    items = []
+    for split, (images, labels) in datasets.load_arrays(name).items():
+        split_name = TRAIN if split == "train" else EVAL
+        for index, (pixels, label) in enumerate(zip(images, labels)):
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+            items.append(SourceItem(key=f"{name}/{split}/{index}", label=int(label), data=buffer.getvalue(), split=split_name))
+    return Source(
+        description=name, classes=list(dataset.labels), items=items, channels=dataset.channels, native_size=dataset.image_size
+    )
+
+
+def _class_order(found: list[str], labels_file: str | None) -> list[str]:
+    if labels_file is None:
+        return found
+    classes = [line.strip() for line in pathlib.Path(labels_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(set(classes)) != len(classes):
+        raise CorollaError(f"{labels_file} lists a label twice; each line must be a distinct label.")
+    return classes
+
+
+def split_items(
+    items: list[SourceItem], classes: list[str], *, eval_fraction: float = 0.1, seed: int = 42
+) -> tuple[list[SourceItem], list[str]]:
+    """Give every item without a split one: a seeded, per-class `eval_fraction` goes to eval.
+
+    Returns the items and notes about classes too small to split (they go wholly to train).
+    """
+    if not 0 <= eval_fraction < 1:
+        raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
+    fixed = [item for item in items if item.split]
+    by_class: dict[int, list[SourceItem]] = {}
+    for item in items:
+        if not item.split:
+            by_class.setdefault(item.label, []).append(item)
+    rng = random.Random(seed)
+    result, notes = list(fixed), []
+    for label, members in sorted(by_class.items()):
+        members = sorted(members, key=lambda item: item.key)
+        rng.shuffle(members)
+        n_eval = round(len(members) * eval_fraction)
+        if eval_fraction > 0 and n_eval == 0:
+            notes.append(f"class '{classes[label]}' has {len(members)} image(s), too few for a {eval_fraction:.0%} eval split")
+        for position, item in enumerate(members):
+            result.append(dataclasses.replace(item, split=EVAL if position < n_eval else TRAIN))
+    return result, notes

@@ -1,0 +1,3 @@
+from corolla.export.saved_model import export
+
+__all__ = ['export']

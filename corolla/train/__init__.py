@@ -1,0 +1,3 @@
+from corolla.train.trainer import train
+
+__all__ = ['train']
