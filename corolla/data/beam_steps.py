@@ -14,15 +14,14 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage
-from corolla.data.sources import Source, SourceItem
+from corolla.data.sources import EVAL, TRAIN, Source, SourceItem
 
 
 class _EncodeExample(beam.DoFn):
     """Read, validate, normalise and serialize one image; bad files go to the 'skipped' output."""
 
-    def __init__(self, classes, channels, image_size, shard_counts, seed):
-        self.classes, self.channels, self.image_size = classes, channels, image_size
-        self.shard_counts, self.seed = shard_counts, seed
+    def __init__(self, classes, channels, image_size, seed):
+        self.classes, self.channels, self.image_size, self.seed = classes, channels, image_size, seed
 
     def process(self, item: SourceItem):
         from corolla.data.images import prepare_image
@@ -35,10 +34,9 @@ class _EncodeExample(beam.DoFn):
             yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "reason": str(error)})
             return
         serialized = encode_example(prepared, label=item.label, label_text=self.classes[item.label], key=item.key)
-        # A seeded hash spreads classes evenly over shards and gives a shuffled order inside each.
+        # A seeded hash decides the eval split, spreads classes over shards and orders each shard.
         order = zlib.crc32(f"{self.seed}:{item.key}".encode())
-        shard = order % self.shard_counts[item.split]
-        yield (item.split, shard), (order, item.label, serialized)
+        yield item.split, item.label, order, serialized
 
 
 def _read(path: str) -> bytes:
@@ -77,7 +75,21 @@ class _WriteShard(beam.DoFn):
         yield json.dumps({"split": split, "file": name, "records": len(records), "per_class": per_class})
 
 
-def run_pipeline(items, source: Source, *, out, work, image_size, shard_counts, seed, beam_args) -> None:
+def eval_threshold(orders: list[int], eval_fraction: float) -> int:
+    """Images of a class whose order is below this go to eval: exactly round(n × fraction) of them."""
+    orders = sorted(orders)
+    n_eval = round(len(orders) * eval_fraction)
+    return orders[n_eval] if n_eval < len(orders) else orders[-1] + 1
+
+
+def _assign_shard(record, thresholds, shard_counts):
+    split, label, order, serialized = record
+    if split is None:
+        split = EVAL if order < thresholds[label] else TRAIN
+    return (split, order % shard_counts[split]), (order, label, serialized)
+
+
+def run_pipeline(items, source: Source, *, out, work, image_size, eval_fraction, shard_counts, seed, beam_args) -> None:
     options = PipelineOptions(beam_args or [])
     with beam.Pipeline(options=options) as pipeline:
         encoded = (
@@ -85,12 +97,19 @@ def run_pipeline(items, source: Source, *, out, work, image_size, shard_counts, 
             | "List images" >> beam.Create(items, reshuffle=False)
             | "Reshuffle" >> beam.Reshuffle()  # spread the work evenly over workers
             | "Validate and encode"
-            >> beam.ParDo(_EncodeExample(source.classes, source.channels, image_size, shard_counts, seed)).with_outputs(
-                "skipped", main="records"
-            )
+            >> beam.ParDo(_EncodeExample(source.classes, source.channels, image_size, seed)).with_outputs("skipped", main="records")
+        )
+        # Split after validation, so a skipped file never leaves its class short in eval.
+        thresholds = (
+            encoded.records
+            | "Unsplit images" >> beam.Filter(lambda record: record[0] is None)
+            | "Order by class" >> beam.Map(lambda record: (record[1], record[2]))
+            | "Group orders" >> beam.GroupByKey()
+            | "Eval threshold" >> beam.MapTuple(lambda label, orders: (label, eval_threshold(list(orders), eval_fraction)))
         )
         (
             encoded.records
+            | "Assign split and shard" >> beam.Map(_assign_shard, beam.pvalue.AsDict(thresholds), shard_counts)
             | "Group by shard" >> beam.GroupByKey()
             | "Write shards" >> beam.ParDo(_WriteShard(out, shard_counts))
             | "Save shard list" >> beam.io.WriteToText(str(work / "shards"), file_name_suffix=".jsonl")

@@ -16,7 +16,7 @@ import pathlib
 import shutil
 
 from corolla.data.manifest import MANIFEST, Manifest, Shard, Split
-from corolla.data.sources import EVAL, TRAIN, Source, SourceItem, resolve_source, split_items
+from corolla.data.sources import EVAL, TRAIN, Source, SourceItem, resolve_source
 from corolla.errors import CorollaError
 
 TARGET_SHARD_BYTES = 100 * 2**20  # the seeds' advice: 10s–100s of MB per shard
@@ -51,9 +51,11 @@ def prepare(
     resolved = resolve_source(source, labels_file=labels_file)
     if not resolved.items:
         raise CorollaError(f"No images found in {resolved.description}.")
+    if not 0 <= eval_fraction < 1:
+        raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
     image_size = image_size or resolved.native_size or DEFAULT_IMAGE_SIZE
-    items, notes = split_items(resolved.items, resolved.classes, eval_fraction=eval_fraction, seed=seed)
-    shard_counts = {split: shards or _auto_shards(items, split) for split in (TRAIN, EVAL)}
+    items = resolved.items
+    shard_counts = {split: shards or _auto_shards(items, split, eval_fraction) for split in (TRAIN, EVAL)}
 
     out.mkdir(parents=True, exist_ok=True)
     work = out / _WORK
@@ -61,8 +63,11 @@ def prepare(
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
 
     with console.status(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)…"):
-        run_pipeline(items, resolved, out=out, work=work, image_size=image_size, shard_counts=shard_counts, seed=seed, beam_args=beam_args)
-    manifest = _collect(work, resolved, image_size=image_size, notes=notes, directory=out)
+        run_pipeline(
+            items, resolved, out=out, work=work, image_size=image_size, eval_fraction=eval_fraction,
+            shard_counts=shard_counts, seed=seed, beam_args=beam_args,
+        )
+    manifest = _collect(work, resolved, image_size=image_size, eval_fraction=eval_fraction, directory=out)
     manifest.save(out)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
@@ -77,8 +82,11 @@ def _check_output(out: pathlib.Path, overwrite: bool) -> None:
         old.unlink(missing_ok=True)
 
 
-def _auto_shards(items: list[SourceItem], split: str) -> int:
-    total = sum(len(item.data) if item.data is not None else _size(item.path) for item in items if item.split == split)
+def _auto_shards(items: list[SourceItem], split: str, eval_fraction: float) -> int:
+    share = {None: eval_fraction if split == EVAL else 1 - eval_fraction, split: 1.0}
+    total = sum(
+        share.get(item.split, 0.0) * (len(item.data) if item.data is not None else _size(item.path)) for item in items
+    )
     return max(1, math.ceil(total / TARGET_SHARD_BYTES))
 
 
@@ -89,7 +97,7 @@ def _size(path: str) -> int:
         return 100_000  # remote (gs://) or unreadable: a typical photo's size is a fine guess
 
 
-def _collect(work: pathlib.Path, source: Source, *, image_size, notes, directory) -> Manifest:
+def _collect(work: pathlib.Path, source: Source, *, image_size, eval_fraction, directory) -> Manifest:
     shards = [json.loads(line) for path in sorted(work.glob("shards*.jsonl")) for line in path.read_text().splitlines()]
     skipped = [json.loads(line) for path in sorted(work.glob("skipped*.jsonl")) for line in path.read_text().splitlines()]
     splits = {}
@@ -107,6 +115,12 @@ def _collect(work: pathlib.Path, source: Source, *, image_size, notes, directory
             )
     if TRAIN not in splits:
         raise CorollaError(f"No usable training images in {source.description}: all {len(skipped)} were skipped.")
+    eval_counts = splits[EVAL].per_class if EVAL in splits else {}
+    notes = [
+        f"class '{name}' has {count} usable image(s), too few for a {eval_fraction:.0%} eval split; all went to train"
+        for name, count in splits[TRAIN].per_class.items()
+        if count and eval_fraction > 0 and not eval_counts.get(name)
+    ]
     return Manifest(
         source=source.description,
         classes=source.classes,

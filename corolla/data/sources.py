@@ -15,7 +15,6 @@ import dataclasses
 import io
 import os
 import pathlib
-import random
 
 from corolla.errors import CorollaError
 
@@ -28,7 +27,7 @@ class SourceItem:
     label: int
     path: str | None = None  # read by the pipeline (local path or any tf.io.gfile URL such as gs://)
     data: bytes | None = None  # or the encoded image itself
-    split: str | None = None  # fixed by the source (official test sets), else assigned by `split_items`
+    split: str | None = None  # fixed by the source (official test sets), else assigned after validation
 
 
 @dataclasses.dataclass
@@ -135,30 +134,3 @@ def _class_order(found: list[str], labels_file: str | None) -> list[str]:
     if len(set(classes)) != len(classes):
         raise CorollaError(f"{labels_file} lists a label twice; each line must be a distinct label.")
     return classes
-
-
-def split_items(
-    items: list[SourceItem], classes: list[str], *, eval_fraction: float = 0.1, seed: int = 42
-) -> tuple[list[SourceItem], list[str]]:
-    """Give every item without a split one: a seeded, per-class `eval_fraction` goes to eval.
-
-    Returns the items and notes about classes too small to split (they go wholly to train).
-    """
-    if not 0 <= eval_fraction < 1:
-        raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
-    fixed = [item for item in items if item.split]
-    by_class: dict[int, list[SourceItem]] = {}
-    for item in items:
-        if not item.split:
-            by_class.setdefault(item.label, []).append(item)
-    rng = random.Random(seed)
-    result, notes = list(fixed), []
-    for label, members in sorted(by_class.items()):
-        members = sorted(members, key=lambda item: item.key)
-        rng.shuffle(members)
-        n_eval = round(len(members) * eval_fraction)
-        if eval_fraction > 0 and n_eval == 0:
-            notes.append(f"class '{classes[label]}' has {len(members)} image(s), too few for a {eval_fraction:.0%} eval split")
-        for position, item in enumerate(members):
-            result.append(dataclasses.replace(item, split=EVAL if position < n_eval else TRAIN))
-    return result, notes

@@ -1,0 +1,92 @@
+"""Session-scoped fixtures: one small image folder, prepared, trained and exported once for all tests."""
+
+from __future__ import annotations
+
+import io
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+COLOURS = {"red": (210, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 210)}
+PER_CLASS = 20
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def noisy_colour(rng: np.random.Generator, colour, height: int = 40, width: int = 48) -> np.ndarray:
+    return (rng.normal(0, 25, (height, width, 3)) + colour).clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """3 classes × 20 images (JPEG and PNG, some nested), plus files prepare must skip or ignore."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        for index in range(PER_CLASS):
+            folder = root / name / ("nested" if index % 5 == 0 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = noisy_colour(rng, colour)
+            if index % 2:
+                (folder / f"{index}.jpg").write_bytes(encode(pixels, "JPEG", quality=90))
+            else:
+                (folder / f"{index}.png").write_bytes(encode(pixels))
+    jpeg = (root / "red" / "1.jpg").read_bytes()
+    (root / "red" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "green" / "empty.png").write_bytes(b"")
+    (root / "blue" / "notes.txt").write_text("not an image")
+    (root / "blue" / ".DS_Store").write_bytes(b"\0\1junk")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "__MACOSX").mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def prepared(image_folder, tmp_path_factory):
+    from corolla.data.prepare import prepare
+
+    out = tmp_path_factory.mktemp("data") / "shapes"
+    prepare(str(image_folder), out=out, image_size=32, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(prepared, tmp_path_factory):
+    from corolla.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "shapes-run"
+    train(prepared, out=out, epochs=3, batch_size=16, learning_rate=3e-3, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run):
+    from corolla.export import export
+
+    return export(trained_run)
+
+
+@pytest.fixture(scope="session")
+def keras_predict(trained_run):
+    """The in-process reference: the run's Keras model on the training pipeline's decode/resize."""
+    import tensorflow as tf
+
+    from corolla.data.pipeline import decode_and_resize
+    from corolla.run import Run
+
+    run = Run(trained_run)
+    model = run.load_model()
+
+    def predict(data: bytes) -> np.ndarray:
+        image = decode_and_resize(tf.constant(data), image_size=run.config.image_size, channels=run.config.channels)
+        return model.predict_on_batch(image[None])[0]
+
+    return predict

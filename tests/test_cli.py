@@ -1,0 +1,40 @@
+"""The command line: help texts, and one clear line (no traceback) for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def corolla(*args):
+    return subprocess.run([sys.executable, "-m", "corolla.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_stage():
+    result = corolla("--help")
+    assert result.returncode == 0
+    for command in ("prepare", "train", "evaluate", "export", "serve", "predict", "demo", "datasets"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "/no/such/data"], "Data folder not found: /no/such/data"),
+        (["evaluate", "/no/such/run"], "is not a training run"),
+        (["prepare", "/no/such/photos", "--out", "/tmp/x"], "not a folder, not a .csv file"),
+        (["predict", "/no/such.jpg", "--url", "http://127.0.0.1:9"], "Image file not found"),
+        (["datasets", "fetch", "nope"], "Unknown dataset 'nope'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message):
+    result = corolla(*args)
+    assert result.returncode == 1
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_lists_the_available_ones(prepared, tmp_path):
+    result = corolla("train", str(prepared), "--model", "nope", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert "Unknown model 'nope'. Available: convnet, dense" in " ".join(result.stderr.split())

@@ -1,0 +1,73 @@
+"""Content-based image validation: every bad file gets a reason, good ones come out normalised."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from corolla.data.images import InvalidImage, inspect_image, prepare_image
+from tests.conftest import encode
+
+
+def decode(prepared):
+    return np.asarray(Image.open(io.BytesIO(prepared.encoded)))
+
+
+def test_format_comes_from_content_not_extension():
+    pixels = np.full((10, 12, 3), 100, np.uint8)
+    assert inspect_image(encode(pixels, "PNG")).format == "png"
+    assert inspect_image(encode(pixels, "JPEG")).format == "jpeg"
+    assert inspect_image(encode(pixels, "BMP")).format == "bmp"
+    info = inspect_image(encode(pixels, "GIF"))
+    assert (info.format, info.width, info.height) == ("gif", 12, 10)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b"hello, world", "not an image"),
+        (b"\xff\xd8\xff\xe0 broken", "not an image"),
+    ],
+)
+def test_non_images_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(InvalidImage, match=reason):
+        prepare_image(data)
+
+
+def test_truncated_jpeg_is_rejected():
+    data = encode(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), "JPEG")
+    with pytest.raises(InvalidImage, match="corrupt or truncated JPEG"):
+        prepare_image(data[: len(data) // 2])
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    data = encode(np.zeros((100, 100), np.uint8))
+    with pytest.raises(InvalidImage, match="too large"):
+        inspect_image(data, max_pixels=5_000)
+
+
+def test_unchanged_png_is_kept_byte_for_byte():
+    data = encode(np.full((8, 8, 3), 7, np.uint8))
+    assert prepare_image(data, channels=3).encoded == data
+
+
+def test_conversions_to_rgb_and_grey():
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent → composited on white
+    assert decode(prepare_image(encode(rgba), channels=3)).tolist() == np.full((4, 4, 3), 255).tolist()
+    grey = np.full((4, 4), 90, np.uint8)
+    assert decode(prepare_image(encode(grey), channels=3)).shape == (4, 4, 3)
+    colour = np.full((4, 4, 3), (200, 10, 10), np.uint8)
+    assert decode(prepare_image(encode(colour), channels=1)).shape == (4, 4)
+    sixteen = Image.fromarray(np.full((4, 4), 65535, np.uint16))
+    buffer = io.BytesIO()
+    sixteen.save(buffer, format="PNG")
+    assert decode(prepare_image(buffer.getvalue(), channels=1)).min() == 255  # scaled, not clipped to garbage
+
+
+def test_large_images_shrink_to_the_shorter_side_keeping_aspect():
+    prepared = prepare_image(encode(np.zeros((300, 400, 3), np.uint8), "JPEG"), max_side=150)
+    assert (prepared.width, prepared.height, prepared.format) == (200, 150, "jpeg")
+    small = prepare_image(encode(np.zeros((30, 40, 3), np.uint8)), max_side=150)
+    assert (small.width, small.height) == (40, 30)  # never enlarged

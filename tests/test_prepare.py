@@ -1,0 +1,131 @@
+"""The Beam `prepare` pipeline: real TFRecords, a truthful manifest, bad files skipped with reasons."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from corolla.data import records
+from corolla.data.manifest import Manifest
+from corolla.data.pipeline import load
+from corolla.data.prepare import prepare
+from corolla.errors import CorollaError
+
+
+def test_manifest_counts_match_the_shards(prepared):
+    manifest = Manifest.load(prepared)
+    assert manifest.classes == ["blue", "green", "red"]
+    assert (prepared / "labels.txt").read_text() == "blue\ngreen\nred\n"
+    assert (manifest.image_size, manifest.channels) == (32, 3)
+    assert manifest.count("train") + manifest.count("eval") == 60
+    # 20 valid images per class (the bad files are skipped first), so exactly 2 of each in eval:
+    assert manifest.splits["eval"].per_class == {"blue": 2, "green": 2, "red": 2}
+    assert manifest.splits["train"].per_class == {"blue": 18, "green": 18, "red": 18}
+    for split in ("train", "eval"):
+        for shard, path in zip(manifest.splits[split].shards, manifest.shard_paths(split)):
+            assert sum(1 for _ in tf.data.TFRecordDataset(path)) == shard.records
+    assert sorted(p.name for p in prepared.iterdir()) == [
+        "eval-00000-of-00001.tfrecord", "labels.txt", "manifest.json", "train-00000-of-00001.tfrecord"
+    ]
+
+
+def test_bad_files_are_skipped_with_reasons(prepared):
+    skipped = {entry["source"]: entry["reason"] for entry in json.loads((prepared / "manifest.json").read_text())["skipped"]}
+    assert skipped == {
+        "blue/notes.txt": "not an image (unrecognised content)",
+        "green/empty.png": "empty file",
+        "red/truncated.jpg": skipped["red/truncated.jpg"],
+    }
+    assert skipped["red/truncated.jpg"].startswith("corrupt or truncated JPEG")
+
+
+def test_round_trip_image_to_record_to_tensor(prepared, image_folder):
+    """A PNG goes in; the pipeline hands back exactly its pixels (32 < 40 px, so it was shrunk: compare the record)."""
+    raw = next(iter(tf.data.TFRecordDataset(Manifest.load(prepared).shard_paths("train"))))
+    features = records.parse_example(raw)
+    key = features[records.KEY].numpy().decode()
+    label_text = features[records.LABEL_TEXT].numpy().decode()
+    assert key.split("/")[0] == label_text
+    stored = tf.io.decode_image(features[records.IMAGE]).numpy()
+    assert stored.shape[:2] == (features[records.HEIGHT].numpy(), features[records.WIDTH].numpy())
+    assert min(stored.shape[:2]) == 32  # shorter side shrunk to the image size, aspect kept
+    images, labels = next(iter(load(prepared, "train", batch_size=8, shuffle=False)))
+    assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+    assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
+    assert labels.dtype == tf.int32
+
+
+def test_pipeline_knows_its_length(prepared):
+    dataset = load(prepared, "train", batch_size=16)
+    count = Manifest.load(prepared).count("train")
+    assert int(dataset.cardinality()) == -(-count // 16)
+    assert sum(int(labels.shape[0]) for _, labels in dataset) == count
+
+
+def test_refuses_a_non_empty_output_without_overwrite(prepared, image_folder):
+    with pytest.raises(CorollaError, match="--overwrite"):
+        prepare(str(image_folder), out=prepared, verbose=False)
+
+
+def test_csv_source_lists_missing_files_and_overwrite_replaces(image_folder, tmp_path):
+    csv_path = tmp_path / "images.csv"
+    lines = [f"{path},{path.parent.name}" for path in sorted(image_folder.glob("*/*.png"))]
+    csv_path.write_text("\n".join(lines + [f"{tmp_path}/gone.png,red"]) + "\n")
+    out = tmp_path / "out"
+    (out / "train-00000-of-00009.tfrecord").parent.mkdir()
+    (out / "train-00000-of-00009.tfrecord").write_bytes(b"stale")
+    manifest = prepare(str(csv_path), out=out, image_size=32, eval_fraction=0.25, overwrite=True, verbose=False)
+    assert manifest.count("train") + manifest.count("eval") == len(lines) - 1  # green/empty.png is skipped
+    assert manifest.skipped == [
+        {"source": str(image_folder / "green/empty.png"), "reason": "empty file"},
+        {"source": f"{tmp_path}/gone.png", "reason": "file not found (CSV line %d)" % (len(lines) + 1)},
+    ]
+    assert not (out / "train-00000-of-00009.tfrecord").exists()
+    assert not list(out.glob(".*tmp*")) and not (out / "_prepare_work").exists()
+
+
+def test_builtin_dataset_keeps_its_official_test_split(tmp_path):
+    """A tiny registered built-in dataset: its 'test' arrays become the eval split, untouched by eval_fraction."""
+    import gzip
+
+    from corolla.data import datasets
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for prefix, count in (("train", 12), ("t10k", 5)):
+        images = rng.integers(0, 255, (count, 28, 28), dtype=np.uint8)
+        labels = np.arange(count, dtype=np.uint8) % 3
+        header = np.array([2051, count, 28, 28], ">u4").tobytes()
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(np.array([2049, count], ">u4").tobytes() + labels.tobytes()))
+    real = datasets.get_dataset("fashion-mnist")
+    tiny = datasets.BuiltinDataset(
+        name="tiny-idx", description="test", base_url="http://127.0.0.1:9", files=real.files,
+        system_dirs=(str(folder),), labels=("a", "b", "c"), image_size=28, channels=1,
+    )
+    datasets.register_dataset(tiny)
+    try:
+        import os
+
+        os.environ["COROLLA_HOME"] = str(tmp_path / "home")
+        manifest = prepare("tiny-idx", out=tmp_path / "out", verbose=False)
+    finally:
+        datasets._REGISTRY.pop("tiny-idx")
+        os.environ.pop("COROLLA_HOME")
+    assert (manifest.count("train"), manifest.count("eval")) == (12, 5)
+    assert (manifest.image_size, manifest.channels) == (28, 1)
+    images, labels = next(iter(load(tmp_path / "out", "eval", batch_size=5, shuffle=False)))
+    assert images.shape == (5, 28, 28, 1)
+
+
+def test_a_class_too_small_to_split_is_reported(image_folder, tmp_path):
+    source = tmp_path / "src"
+    for name, count in (("big", 10), ("tiny", 2)):
+        (source / name).mkdir(parents=True)
+        for index, path in enumerate(sorted((image_folder / "red").glob("*.png"))[:count]):
+            (source / name / f"{index}.png").write_bytes(path.read_bytes())
+    manifest = prepare(str(source), out=tmp_path / "out", image_size=32, verbose=False)
+    assert manifest.splits["eval"].per_class == {"big": 1, "tiny": 0}
+    assert manifest.notes == ["class 'tiny' has 2 usable image(s), too few for a 10% eval split; all went to train"]
