@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import pathlib
 
 import numpy as np
@@ -62,5 +63,17 @@ class ExportedModel:
         try:
             outputs = self._signature(image_bytes=tf.constant(images, tf.string), key=tf.constant(keys, tf.string))
         except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"cannot decode image: {error.message.splitlines()[0]}") from None
+            raise ValueError(self._decode_error(images, error)) from None
         return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    def _decode_error(self, images: list[bytes], error) -> str:
+        """Name the image TensorFlow could not decode (checked one by one, on this error path only)."""
+        import tensorflow as tf
+
+        for index, data in enumerate(images):
+            try:
+                tf.io.decode_image(data, expand_animations=False)
+            except tf.errors.InvalidArgumentError as image_error:
+                reason = re.sub(r"\{\{.*?\}\}\s*", "", image_error.message).strip().splitlines()[0]
+                return f"image {index} cannot be decoded ({reason})"
+        return f"cannot run the model on these images ({error.message.strip().splitlines()[-1]})"
