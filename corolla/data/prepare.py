@@ -62,7 +62,10 @@ def prepare(
     shutil.rmtree(work, ignore_errors=True)
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
 
-    with console.status(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)…"):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
             items, resolved, out=out, work=work, image_size=image_size, eval_fraction=eval_fraction,
             shard_counts=shard_counts, seed=seed, beam_args=beam_args,
