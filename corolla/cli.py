@@ -84,7 +84,7 @@ def train(
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<DATA_DIR name>]."),
     epochs: int = typer.Option(5, help="Passes over the training split."),
     batch_size: int = typer.Option(128, help="Images per step."),
-    learning_rate: float = typer.Option(1e-3, help="Peak learning rate of Adam (cosine-decayed)."),
+    learning_rate: float = typer.Option(3e-3, help="Peak learning rate of Adam (cosine-decayed)."),
     seed: int = typer.Option(42, help="Seed for weights and data order."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ):
@@ -93,8 +93,10 @@ def train(
 
     out = out or pathlib.Path("runs") / data_dir.resolve().name
     summary = run_train(data_dir, model=model, out=out, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, overwrite=overwrite)
-    accuracy = summary.get("best_val_accuracy", summary.get("best_accuracy"))
-    console.print(f"[green]✓[/] best epoch {summary['best_epoch']}: accuracy {accuracy:.2%}; {summary['seconds']:.0f} s, {summary['images_per_second']:,.0f} img/s")
+    console.print(
+        f"[green]✓[/] best epoch {summary['best_epoch']}: {summary['monitor']} {summary['best_accuracy']:.2%}; "
+        f"{summary['seconds']:.0f} s, {summary['images_per_second']:,.0f} img/s"
+    )
     console.print(f"Next: corolla evaluate {out}")
 
 

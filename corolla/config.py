@@ -28,7 +28,7 @@ class TrainConfig:
     model: str = "convnet"
     epochs: int = 5
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     seed: int = 42
     # Filled from the manifest:
     classes: list[str] = dataclasses.field(default_factory=list)

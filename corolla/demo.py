@@ -18,7 +18,7 @@ from corolla.data.manifest import MANIFEST
 DEMO_DATASET = "fashion-mnist"
 
 
-def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8, learning_rate: float = 3e-3) -> dict:
+def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8) -> dict:
     """Run the chain into `workdir`; prepared data is reused if a previous demo left it there."""
     from rich.console import Console
 
@@ -46,7 +46,7 @@ def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epo
         console.print(f"Reusing the prepared data in {data_dir}")
     else:
         step("prepare", lambda: prepare(DEMO_DATASET, out=data_dir, overwrite=True))
-    step("train", lambda: train(data_dir, model=model, out=run_dir, epochs=epochs, learning_rate=learning_rate, overwrite=True))
+    step("train", lambda: train(data_dir, model=model, out=run_dir, epochs=epochs, overwrite=True))
     metrics = step("evaluate", lambda: evaluate(run_dir))
     export_path = step("export", lambda: export(run_dir))
     total = time.perf_counter() - started

@@ -63,7 +63,7 @@ def trained_run(prepared, tmp_path_factory):
     from corolla.train import train
 
     out = tmp_path_factory.mktemp("runs") / "shapes-run"
-    train(prepared, out=out, epochs=3, batch_size=16, learning_rate=3e-3, verbose=False)
+    train(prepared, out=out, epochs=3, batch_size=16, verbose=False)
     return out
 
 

@@ -44,15 +44,16 @@ def prepare(
     to Beam, e.g. ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
     """
     from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True, quiet=not verbose)
-    out = pathlib.Path(out)
-    _check_output(out, overwrite)
+    if not 0 <= eval_fraction < 1:
+        raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
     resolved = resolve_source(source, labels_file=labels_file)
     if not resolved.items:
         raise CorollaError(f"No images found in {resolved.description}.")
-    if not 0 <= eval_fraction < 1:
-        raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
+    out = pathlib.Path(out)
+    _check_output(out, overwrite)
+    console = Console(stderr=True, quiet=not verbose)
     image_size = image_size or resolved.native_size or DEFAULT_IMAGE_SIZE
     items = resolved.items
     shard_counts = {split: shards or _auto_shards(items, split, eval_fraction) for split in (TRAIN, EVAL)}
@@ -61,8 +62,6 @@ def prepare(
     work = out / _WORK
     shutil.rmtree(work, ignore_errors=True)
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)

@@ -24,8 +24,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from corolla.errors import CorollaError
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, inspect_image
+from corolla.errors import CorollaError
 from corolla.serve.runtime import ExportedModel
 
 MAX_BODY_BYTES = 10 * 2**20

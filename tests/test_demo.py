@@ -1,0 +1,28 @@
+"""`corolla demo` on the real Fashion-MNIST (one epoch): the showcase chain keeps working."""
+
+import json
+
+import pytest
+
+from corolla.errors import CorollaError
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_chain_on_fashion_mnist(tmp_path, monkeypatch):
+    from corolla.data.datasets import fetch_dataset
+    from corolla.demo import demo
+
+    monkeypatch.setenv("COROLLA_HOME", str(tmp_path / "home"))
+    try:
+        fetch_dataset("fashion-mnist", progress=False)
+    except CorollaError as error:  # neither the Debian package nor the network: nothing to test on
+        pytest.skip(f"Fashion-MNIST unavailable here: {error}")
+    summary = demo(tmp_path / "demo", epochs=1)
+    assert summary["accuracy"] > 0.80  # one epoch of the seeds' convnet reaches ~0.85
+    assert set(summary["timings"]) == {"fetch", "prepare", "train", "evaluate", "export"}
+    manifest = json.loads((tmp_path / "demo" / "data" / "manifest.json").read_text())
+    assert (manifest["splits"]["train"]["count"], manifest["splits"]["eval"]["count"]) == (60000, 10000)
+    assert (tmp_path / "demo" / "fashion-mnist" / "export" / "1" / "saved_model.pb").is_file()
+    again = demo(tmp_path / "demo", epochs=1)  # reuses the prepared data
+    assert "prepare" not in again["timings"]
