@@ -17,9 +17,9 @@ import pathlib
 
 import numpy as np
 
+from corolla.config import CONFIG
 from corolla.errors import CorollaError
-
-INFO = "corolla.json"
+from corolla.export.saved_model import INFO
 
 
 def find_version(path: str | os.PathLike) -> pathlib.Path:
@@ -29,7 +29,7 @@ def find_version(path: str | os.PathLike) -> pathlib.Path:
         return path
     if not path.is_dir():
         raise CorollaError(f"Export folder not found: {path}. Create one with `corolla export RUN_DIR`. Received: {str(path)!r}")
-    if (path / "config.yaml").is_file() and (path / "export").is_dir():
+    if (path / CONFIG).is_file() and (path / "export").is_dir():
         return find_version(path / "export")  # a run folder
     versions = [child for child in path.iterdir() if child.name.isdigit() and (child / "saved_model.pb").is_file()]
     if not versions:

@@ -17,12 +17,10 @@ import shutil
 import sys
 import time
 
-from corolla.config import TrainConfig
+from corolla.config import CONFIG, TrainConfig
 from corolla.data.manifest import Manifest, write_text_atomic
 from corolla.errors import CorollaError
-
-BEST = "checkpoints/best.keras"
-HISTORY = "history.json"
+from corolla.run import Run
 
 
 def train(
@@ -67,6 +65,7 @@ def train(
         eval_images=manifest.count("eval") if has_eval else 0,
     )
     config.save(run_dir)
+    run = Run(run_dir)
 
     import keras
 
@@ -93,12 +92,12 @@ def train(
         validation_data=eval_data,
         epochs=epochs,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=[AtomicBestCheckpoint(run_dir / BEST, monitor=monitor)],
+        callbacks=[AtomicBestCheckpoint(run.best_checkpoint, monitor=monitor)],
         verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0,
     )
     seconds = time.perf_counter() - started
     history_data = {name: [float(value) for value in values] for name, values in history.history.items()}
-    write_text_atomic(run_dir / HISTORY, json.dumps(history_data, indent=2) + "\n")
+    write_text_atomic(run.history, json.dumps(history_data, indent=2) + "\n")
     best_epoch = max(range(epochs), key=lambda epoch: history_data[monitor][epoch])
     return {
         "run_dir": str(run_dir),
@@ -112,7 +111,7 @@ def train(
 
 def _fresh_run_dir(out, overwrite: bool) -> pathlib.Path:
     run_dir = pathlib.Path(out)
-    if (run_dir / "config.yaml").exists():
+    if (run_dir / CONFIG).exists():
         if not overwrite:
             raise CorollaError(f"{run_dir} already holds a training run. Pass --overwrite to replace it, or choose another --out.")
         shutil.rmtree(run_dir)
