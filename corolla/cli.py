@@ -51,9 +51,10 @@ def prepare(
     context: typer.Context,
     source: str = typer.Argument(..., help="A folder of class sub-folders, a CSV of `path,label` lines, or a built-in dataset name."),
     out: pathlib.Path = typer.Option(..., "--out", "-o", help="Folder for the shards, labels.txt and manifest.json."),
-    image_size: Optional[int] = typer.Option(None, help="Training input size; larger images are shrunk to this shorter side [default: native size, else 224]."),
-    eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (when the source has no official test set)."),
-    shards: Optional[int] = typer.Option(None, help="Shards per split [default: from a ~100 MB target shard size]."),
+    eval_source: Optional[str] = typer.Option(None, "--eval", help="A separate eval set (folder or CSV) instead of holding out --eval-fraction."),
+    image_size: Optional[int] = typer.Option(None, help="Training input size; images are stored with their shorter side at most 8/7 of it [default: native size, else 224]."),
+    eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (seeded), when there is no --eval or official test set."),
+    shards: Optional[int] = typer.Option(None, help="Shards per split [default: a new shard every ~100 MB]."),
     labels: Optional[pathlib.Path] = typer.Option(None, help="labels.txt fixing the class order (one label per line)."),
     seed: int = typer.Option(42, help="Seed of the train/eval split and shard order."),
     overwrite: bool = typer.Option(False, help="Replace what a previous prepare wrote in --out."),
@@ -63,7 +64,7 @@ def prepare(
     from corolla.data.prepare import prepare as run_prepare
 
     manifest = run_prepare(
-        source, out=out, image_size=image_size, eval_fraction=eval_fraction, shards=shards,
+        source, out=out, eval_source=eval_source, image_size=image_size, eval_fraction=eval_fraction, shards=shards,
         labels_file=str(labels) if labels else None, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
     )
     table = Table("split", "images", "shards", title=f"{out}: {manifest.num_classes} classes, {manifest.image_size}px, {manifest.channels} channel(s)")

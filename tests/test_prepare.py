@@ -1,6 +1,8 @@
 """The Beam `prepare` pipeline: real TFRecords, a truthful manifest, bad files skipped with reasons."""
 
+import collections
 import json
+import math
 
 import numpy as np
 import pytest
@@ -19,9 +21,10 @@ def test_manifest_counts_match_the_shards(prepared):
     assert (prepared / "labels.txt").read_text() == "blue\ngreen\nred\n"
     assert (manifest.image_size, manifest.channels) == (32, 3)
     assert manifest.count("train") + manifest.count("eval") == 60
-    # 20 valid images per class (the bad files are skipped first), so exactly 2 of each in eval:
-    assert manifest.splits["eval"].per_class == {"blue": 2, "green": 2, "red": 2}
-    assert manifest.splits["train"].per_class == {"blue": 18, "green": 18, "red": 18}
+    # 21 files listed per class → 2 of each in eval, less any bad file that was drawn for eval:
+    skipped_eval = collections.Counter(entry["source"].split("/")[0] for entry in manifest.skipped if entry["split"] == "eval")
+    assert {name: n + skipped_eval[name] for name, n in manifest.splits["eval"].per_class.items()} == {"blue": 2, "green": 2, "red": 2}
+    assert sum(manifest.splits["train"].per_class.values()) == 60 - manifest.count("eval")
     for split in ("train", "eval"):
         for shard, path in zip(manifest.splits[split].shards, manifest.shard_paths(split)):
             assert sum(1 for _ in tf.data.TFRecordDataset(path)) == shard.records
@@ -31,7 +34,9 @@ def test_manifest_counts_match_the_shards(prepared):
 
 
 def test_bad_files_are_skipped_with_reasons(prepared):
-    skipped = {entry["source"]: entry["reason"] for entry in json.loads((prepared / "manifest.json").read_text())["skipped"]}
+    entries = json.loads((prepared / "manifest.json").read_text())["skipped"]
+    assert all(entry["split"] in ("train", "eval") for entry in entries)
+    skipped = {entry["source"]: entry["reason"] for entry in entries}
     assert skipped == {
         "blue/notes.txt": "not an image (unrecognised content)",
         "green/empty.png": "empty file",
@@ -41,7 +46,7 @@ def test_bad_files_are_skipped_with_reasons(prepared):
 
 
 def test_round_trip_image_to_record_to_tensor(prepared, image_folder):
-    """A PNG goes in; the pipeline hands back exactly its pixels (32 < 40 px, so it was shrunk: compare the record)."""
+    """A record holds the (shrunk) image, its size and label; the pipeline turns it into a float tensor."""
     raw = next(iter(tf.data.TFRecordDataset(Manifest.load(prepared).shard_paths("train"))))
     features = records.parse_example(raw)
     key = features[records.KEY].numpy().decode()
@@ -49,7 +54,7 @@ def test_round_trip_image_to_record_to_tensor(prepared, image_folder):
     assert key.split("/")[0] == label_text
     stored = tf.io.decode_image(features[records.IMAGE]).numpy()
     assert stored.shape[:2] == (features[records.HEIGHT].numpy(), features[records.WIDTH].numpy())
-    assert min(stored.shape[:2]) == 32  # shorter side shrunk to the image size, aspect kept
+    assert min(stored.shape[:2]) == math.ceil(32 * 8 / 7)  # shorter side shrunk, room left for crops, aspect kept
     images, labels = next(iter(load(prepared, "train", batch_size=8, shuffle=False)))
     assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
     assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
@@ -77,9 +82,9 @@ def test_csv_source_lists_missing_files_and_overwrite_replaces(image_folder, tmp
     (out / "train-00000-of-00009.tfrecord").write_bytes(b"stale")
     manifest = prepare(str(csv_path), out=out, image_size=32, eval_fraction=0.25, overwrite=True, verbose=False)
     assert manifest.count("train") + manifest.count("eval") == len(lines) - 1  # green/empty.png is skipped
-    assert manifest.skipped == [
-        {"source": str(image_folder / "green/empty.png"), "reason": "empty file"},
-        {"source": f"{tmp_path}/gone.png", "reason": "file not found (CSV line %d)" % (len(lines) + 1)},
+    assert [(entry["source"], entry["reason"]) for entry in manifest.skipped] == [
+        (str(image_folder / "green/empty.png"), "empty file"),
+        (f"{tmp_path}/gone.png", "file not found (CSV line %d)" % (len(lines) + 1)),
     ]
     assert not (out / "train-00000-of-00009.tfrecord").exists()
     assert not list(out.glob(".*tmp*")) and not (out / "_prepare_work").exists()
@@ -128,4 +133,46 @@ def test_a_class_too_small_to_split_is_reported(image_folder, tmp_path):
             (source / name / f"{index}.png").write_bytes(path.read_bytes())
     manifest = prepare(str(source), out=tmp_path / "out", image_size=32, verbose=False)
     assert manifest.splits["eval"].per_class == {"big": 1, "tiny": 0}
-    assert manifest.notes == ["class 'tiny' has 2 usable image(s), too few for a 10% eval split; all went to train"]
+    assert manifest.notes == ["class 'tiny' has 2 usable training image(s) and none for eval"]
+
+
+def test_shards_option_gives_exactly_that_many(image_folder, tmp_path):
+    manifest = prepare(str(image_folder), out=tmp_path / "out", image_size=32, shards=3, verbose=False)
+    assert [shard.file for shard in manifest.splits["train"].shards] == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+    counts = [shard.records for shard in manifest.splits["train"].shards]
+    assert max(counts) - min(counts) <= 1 and sum(counts) == manifest.count("train")
+
+
+def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path):
+    """SIGKILL while shards are being written: no manifest, no shard under a final name; a re-run succeeds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import encode
+
+    rng = np.random.default_rng(0)
+    source = tmp_path / "many"
+    for label in ("a", "b"):
+        (source / label).mkdir(parents=True)
+        for index in range(400):
+            (source / label / f"{index}.jpg").write_bytes(encode(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), "JPEG"))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "corolla.cli", "prepare", str(source), "--out", str(out), "--image-size", "64"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.glob("_prepare_work/*.tfrecord")):
+        assert process.poll() is None and time.monotonic() < deadline, "prepare ended before it started writing"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob("*.tfrecord"))
+    with pytest.raises(CorollaError):
+        Manifest.load(out)  # the loader refuses the unfinished folder
+    manifest = prepare(str(source), out=out, image_size=64, overwrite=True, verbose=False)
+    assert manifest.count("train") + manifest.count("eval") == 800

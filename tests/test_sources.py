@@ -1,9 +1,10 @@
+import collections
+
 """Listing sources: folders, CSVs, and the seeded per-class split."""
 
 import pytest
 
-from corolla.data.beam_steps import eval_threshold
-from corolla.data.sources import csv_source, folder_source, resolve_source
+from corolla.data.sources import EVAL, csv_source, folder_source, resolve_source, split_items, with_eval_source
 from corolla.errors import CorollaError
 
 
@@ -44,9 +45,21 @@ def test_unknown_source_says_what_is_accepted():
         resolve_source("/no/such/place")
 
 
-def test_eval_threshold_takes_exactly_the_fraction():
-    orders = [9, 3, 7, 1, 5, 11, 13, 15, 17, 19]
-    threshold = eval_threshold(orders, 0.2)
-    assert sorted(order for order in orders if order < threshold) == [1, 3]
-    assert not [order for order in [4, 8] if order < eval_threshold([4, 8], 0.1)]  # round(0.2) = 0: all train
-    assert len([o for o in orders if o < eval_threshold(orders, 0.0)]) == 0
+def test_split_is_stratified_seeded_and_mixed(image_folder):
+    source = folder_source(image_folder)
+    items = split_items(source.items, eval_fraction=0.1, seed=1)
+    counts = collections.Counter((item.label, item.split) for item in items)
+    assert [counts[(label, EVAL)] for label in range(3)] == [2, 2, 2]  # round(21 × 0.1) of each class
+    assert [item.key for item in split_items(source.items, eval_fraction=0.1, seed=1)] == [item.key for item in items]
+    assert [item.label for item in items[:12]] != sorted(item.label for item in items[:12])  # classes interleaved
+
+
+def test_eval_source_is_merged_by_label_name(image_folder, tmp_path):
+    (tmp_path / "red").mkdir()
+    (tmp_path / "red" / "x.png").write_bytes((image_folder / "red" / "2.png").read_bytes())
+    merged = with_eval_source(folder_source(image_folder), folder_source(tmp_path))
+    evaluation = [item for item in merged.items if item.split == EVAL]
+    assert [(item.label, merged.classes[item.label]) for item in evaluation] == [(2, "red")]
+    (tmp_path / "purple").mkdir()
+    with pytest.raises(CorollaError, match="purple"):
+        with_eval_source(folder_source(image_folder), folder_source(tmp_path))

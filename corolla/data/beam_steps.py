@@ -1,121 +1,134 @@
-"""The Apache Beam steps of `corolla prepare`: validate and encode each image, write shards.
+"""The Apache Beam steps of `corolla prepare`: validate, encode and write each image, streaming.
 
-Runs on any Beam runner; `corolla.data.prepare` drives it and turns its outputs into the manifest.
+There is deliberately no GroupByKey over image data: DirectRunner keeps every shuffle in memory,
+so each bundle writes its records straight into rolling temporary shard files (about
+`target_shard_bytes` each) as it goes. Memory stays flat whatever the dataset size. The files and
+their record counts are output from `finish_bundle`, so only committed bundles are counted; the
+driver (`corolla.data.prepare`) renames them to their final names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
-import zlib
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage
-from corolla.data.sources import EVAL, TRAIN, Source, SourceItem
+from corolla.data.sources import BUILTIN, Source, SourceItem, builtin_image
+
+CHUNK = 64  # images per Beam element
 
 
-class _EncodeExample(beam.DoFn):
-    """Read, validate, normalise and serialize one image; bad files go to the 'skipped' output."""
+def read_bytes(path: str) -> bytes:
+    """Local paths with open(); built-in dataset references; other schemes (gs://, s3://…) through tf.io.gfile."""
+    if path.startswith(BUILTIN):
+        return builtin_image(path)
+    if "://" not in path:
+        with open(path, "rb") as file:
+            return file.read()
+    import tensorflow as tf
 
-    def __init__(self, classes, channels, image_size, seed):
-        self.classes, self.channels, self.image_size, self.seed = classes, channels, image_size, seed
+    try:
+        with tf.io.gfile.GFile(path, "rb") as file:
+            return file.read()
+    except tf.errors.OpError as error:
+        raise OSError(f"unreadable: {error.message}") from None
 
-    def process(self, item: SourceItem):
+
+class _RollingWriter:
+    """One temporary TFRecord file at a time per split, rolled over at `target_bytes`."""
+
+    def __init__(self, work: str, split: str, target_bytes: int):
+        self.work, self.split, self.target_bytes = work, split, target_bytes
+        self.writer, self.closed = None, []
+
+    def write(self, serialized: bytes, label: int) -> None:
+        import tensorflow as tf
+
+        if self.writer is None:
+            self.path = os.path.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
+            self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
+        self.writer.write(serialized)
+        self.records += 1
+        self.bytes += len(serialized)
+        self.per_class[label] = self.per_class.get(label, 0) + 1
+        if self.bytes >= self.target_bytes:
+            self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.closed.append({"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class})
+            self.writer = None
+
+
+class _EncodeAndWrite(beam.DoFn):
+    """Read, validate, normalise, serialize and write one image; bad files go to the 'skipped' output."""
+
+    def __init__(self, classes, channels, max_side, work, target_bytes, shards):
+        self.classes, self.channels, self.max_side = classes, channels, max_side
+        self.work, self.target_bytes, self.shards = str(work), target_bytes, shards
+
+    def start_bundle(self):
+        self.writers: dict[tuple[str, int], _RollingWriter] = {}
+        self.seen: dict[str, int] = {}
+
+    def process(self, line: str):
+        for fields in json.loads(line):
+            yield from self._encode_and_write(SourceItem(**fields))
+
+    def _encode_and_write(self, item: SourceItem):
         from corolla.data.images import prepare_image
         from corolla.data.records import encode_example
 
         try:
-            data = item.data if item.data is not None else _read(item.path)
-            prepared = prepare_image(data, channels=self.channels, max_side=self.image_size, max_pixels=DEFAULT_MAX_PIXELS)
+            data = read_bytes(item.path)
+            prepared = prepare_image(data, channels=self.channels, max_side=self.max_side, max_pixels=DEFAULT_MAX_PIXELS)
         except (InvalidImage, OSError) as error:
-            yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "reason": str(error)})
+            yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "split": item.split, "reason": str(error)})
             return
         serialized = encode_example(prepared, label=item.label, label_text=self.classes[item.label], key=item.key)
-        # A seeded hash decides the eval split, spreads classes over shards and orders each shard.
-        order = zlib.crc32(f"{self.seed}:{item.key}".encode())
-        yield item.split, item.label, order, serialized
+        # --shards N: round-robin over N files per split (exactly N on the DirectRunner); else roll over by size.
+        slot = self.seen.get(item.split, 0) % self.shards if self.shards else 0
+        self.seen[item.split] = self.seen.get(item.split, 0) + 1
+        if (item.split, slot) not in self.writers:
+            target = float("inf") if self.shards else self.target_bytes
+            self.writers[item.split, slot] = _RollingWriter(self.work, item.split, target)
+        self.writers[item.split, slot].write(serialized, item.label)
+
+    def finish_bundle(self):
+        for writer in self.writers.values():
+            writer.close()
+            for shard in writer.closed:
+                yield WindowedValue(json.dumps(shard), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
-def _read(path: str) -> bytes:
-    if "://" in path:
-        import tensorflow as tf
-
-        try:
-            with tf.io.gfile.GFile(path, "rb") as file:
-                return file.read()
-        except tf.errors.OpError as error:
-            raise OSError(f"unreadable: {error.message}") from None
-    with open(path, "rb") as file:
-        return file.read()
-
-
-class _WriteShard(beam.DoFn):
-    """Write one shard under a temporary name, then rename: a crash never leaves a file that looks whole."""
-
-    def __init__(self, out, shard_counts):
-        self.out, self.shard_counts = str(out), shard_counts
-
-    def process(self, element):
-        import tensorflow as tf
-
-        (split, shard), records = element
-        records = sorted(records, key=lambda record: record[0])
-        name = f"{split}-{shard:05d}-of-{self.shard_counts[split]:05d}.tfrecord"
-        final = os.path.join(self.out, name)
-        temporary = os.path.join(self.out, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-        per_class: dict[int, int] = {}
-        with tf.io.TFRecordWriter(temporary) as writer:
-            for _, label, serialized in records:
-                writer.write(serialized)
-                per_class[label] = per_class.get(label, 0) + 1
-        tf.io.gfile.rename(temporary, final, overwrite=True)
-        yield json.dumps({"split": split, "file": name, "records": len(records), "per_class": per_class})
-
-
-def eval_threshold(orders: list[int], eval_fraction: float) -> int:
-    """Images of a class whose order is below this go to eval: exactly round(n × fraction) of them."""
-    orders = sorted(orders)
-    n_eval = round(len(orders) * eval_fraction)
-    return orders[n_eval] if n_eval < len(orders) else orders[-1] + 1
-
-
-def _assign_shard(record, thresholds, shard_counts):
-    split, label, order, serialized = record
-    if split is None:
-        split = EVAL if order < thresholds[label] else TRAIN
-    return (split, order % shard_counts[split]), (order, label, serialized)
-
-
-def run_pipeline(items, source: Source, *, out, work, image_size, eval_fraction, shard_counts, seed, beam_args) -> None:
-    options = PipelineOptions(beam_args or [])
-    with beam.Pipeline(options=options) as pipeline:
+def run_pipeline(items: list[SourceItem], source: Source, *, work, max_side, target_shard_bytes, shards, beam_args) -> None:
+    """Write every valid item into temporary shards under `work`, plus shards*.jsonl and skipped*.jsonl."""
+    # The item list goes through a file, not beam.Create (which pickles and bz2-compresses every
+    # element into the pipeline graph); a line holds CHUNK items to amortise per-element overhead.
+    listing = os.path.join(str(work), "items.jsonl")
+    with open(listing, "w", encoding="utf-8") as file:
+        for start in range(0, len(items), CHUNK):
+            file.write(json.dumps([dataclasses.asdict(item) for item in items[start : start + CHUNK]]) + "\n")
+    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
         encoded = (
             pipeline
-            | "List images" >> beam.Create(items, reshuffle=False)
-            | "Reshuffle" >> beam.Reshuffle()  # spread the work evenly over workers
-            | "Validate and encode"
-            >> beam.ParDo(_EncodeExample(source.classes, source.channels, image_size, seed)).with_outputs("skipped", main="records")
+            | "List images" >> beam.io.ReadFromText(listing)
+            | "Validate, encode, write"
+            >> beam.ParDo(_EncodeAndWrite(source.classes, source.channels, max_side, work, target_shard_bytes, shards)).with_outputs(
+                "skipped", main="shards"
+            )
         )
-        # Split after validation, so a skipped file never leaves its class short in eval.
-        thresholds = (
-            encoded.records
-            | "Unsplit images" >> beam.Filter(lambda record: record[0] is None)
-            | "Order by class" >> beam.Map(lambda record: (record[1], record[2]))
-            | "Group orders" >> beam.GroupByKey()
-            | "Eval threshold" >> beam.MapTuple(lambda label, orders: (label, eval_threshold(list(orders), eval_fraction)))
-        )
-        (
-            encoded.records
-            | "Assign split and shard" >> beam.Map(_assign_shard, beam.pvalue.AsDict(thresholds), shard_counts)
-            | "Group by shard" >> beam.GroupByKey()
-            | "Write shards" >> beam.ParDo(_WriteShard(out, shard_counts))
-            | "Save shard list" >> beam.io.WriteToText(str(work / "shards"), file_name_suffix=".jsonl")
-        )
+        encoded.shards | "Save shard list" >> beam.io.WriteToText(os.path.join(str(work), "shards"), file_name_suffix=".jsonl")
         (
             encoded.skipped
             | "Format skipped" >> beam.Map(json.dumps)
-            | "Save skipped" >> beam.io.WriteToText(str(work / "skipped"), file_name_suffix=".jsonl")
+            | "Save skipped" >> beam.io.WriteToText(os.path.join(str(work), "skipped"), file_name_suffix=".jsonl")
         )

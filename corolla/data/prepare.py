@@ -16,11 +16,12 @@ import pathlib
 import shutil
 
 from corolla.data.manifest import MANIFEST, Manifest, Shard, Split
-from corolla.data.sources import EVAL, TRAIN, Source, SourceItem, resolve_source
+from corolla.data.sources import EVAL, TRAIN, Source, resolve_source, split_items, with_eval_source
 from corolla.errors import CorollaError
 
 TARGET_SHARD_BYTES = 100 * 2**20  # the seeds' advice: 10s–100s of MB per shard
 DEFAULT_IMAGE_SIZE = 224
+CROP_MARGIN = 8 / 7  # store 256 px for 224 px training, room for random crops (the ImageNet convention)
 _WORK = "_prepare_work"
 
 
@@ -28,9 +29,11 @@ def prepare(
     source: str,
     *,
     out: str | os.PathLike,
+    eval_source: str | None = None,
     image_size: int | None = None,
     eval_fraction: float = 0.1,
     shards: int | None = None,
+    target_shard_bytes: int = TARGET_SHARD_BYTES,
     labels_file: str | None = None,
     seed: int = 42,
     overwrite: bool = False,
@@ -39,38 +42,43 @@ def prepare(
 ) -> Manifest:
     """Prepare `source` (folder, CSV or built-in dataset name) into `out`; returns the manifest.
 
-    `image_size` is the training input size recorded in the manifest; stored images are
-    shrunk so their shorter side is at most that (never enlarged). `beam_args` pass straight
-    to Beam, e.g. ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
+    `image_size` is the training input size recorded in the manifest; images are stored with
+    their shorter side shrunk to `image_size × 8/7` (never enlarged) to leave room for random
+    crops. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
+    (a built-in dataset keeps its official test set). `beam_args` pass straight to Beam, e.g.
+    ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
     """
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if not 0 <= eval_fraction < 1:
         raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
+    if shards is not None and shards < 1:
+        raise CorollaError(f"shards must be ≥ 1. Received: shards={shards}")
     resolved = resolve_source(source, labels_file=labels_file)
+    if eval_source is not None:
+        resolved = with_eval_source(resolved, resolve_source(eval_source, labels_file=labels_file))
     if not resolved.items:
         raise CorollaError(f"No images found in {resolved.description}.")
     out = pathlib.Path(out)
     _check_output(out, overwrite)
     console = Console(stderr=True, quiet=not verbose)
     image_size = image_size or resolved.native_size or DEFAULT_IMAGE_SIZE
-    items = resolved.items
-    shard_counts = {split: shards or _auto_shards(items, split, eval_fraction) for split in (TRAIN, EVAL)}
+    items = split_items(resolved.items, eval_fraction=eval_fraction, seed=seed)
 
-    out.mkdir(parents=True, exist_ok=True)
     work = out / _WORK
     shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
-            items, resolved, out=out, work=work, image_size=image_size, eval_fraction=eval_fraction,
-            shard_counts=shard_counts, seed=seed, beam_args=beam_args,
+            items, resolved, work=work, max_side=math.ceil(image_size * CROP_MARGIN),
+            target_shard_bytes=target_shard_bytes, shards=shards, beam_args=beam_args,
         )
-    manifest = _collect(work, resolved, image_size=image_size, eval_fraction=eval_fraction, directory=out)
-    manifest.save(out)
+    manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
+    manifest.save(out)  # written last: a folder without manifest.json is an unfinished prepare
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
@@ -80,46 +88,35 @@ def _check_output(out: pathlib.Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise CorollaError(f"Output folder {out} is not empty. Pass --overwrite to replace what is there, or choose another --out.")
-    for old in list(out.glob("*.tfrecord")) + [out / MANIFEST, out / "labels.txt"]:
-        old.unlink(missing_ok=True)
+    for old in [out / MANIFEST, out / "labels.txt", *out.glob("*.tfrecord")]:
+        old.unlink(missing_ok=True)  # the manifest first, so an interrupted overwrite never looks complete
 
 
-def _auto_shards(items: list[SourceItem], split: str, eval_fraction: float) -> int:
-    share = {None: eval_fraction if split == EVAL else 1 - eval_fraction, split: 1.0}
-    total = sum(
-        share.get(item.split, 0.0) * (len(item.data) if item.data is not None else _size(item.path)) for item in items
-    )
-    return max(1, math.ceil(total / TARGET_SHARD_BYTES))
+def _jsonl(work: pathlib.Path, prefix: str) -> list[dict]:
+    return [json.loads(line) for path in sorted(work.glob(f"{prefix}*.jsonl")) for line in path.read_text().splitlines()]
 
 
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 100_000  # remote (gs://) or unreadable: a typical photo's size is a fine guess
-
-
-def _collect(work: pathlib.Path, source: Source, *, image_size, eval_fraction, directory) -> Manifest:
-    shards = [json.loads(line) for path in sorted(work.glob("shards*.jsonl")) for line in path.read_text().splitlines()]
-    skipped = [json.loads(line) for path in sorted(work.glob("skipped*.jsonl")) for line in path.read_text().splitlines()]
+def _finish(work: pathlib.Path, out: pathlib.Path, source: Source, *, image_size, eval_fraction) -> Manifest:
+    """Rename the committed temporary shards to their final names and count everything."""
+    shards, skipped = _jsonl(work, "shards"), _jsonl(work, "skipped")
     splits = {}
     for split in (TRAIN, EVAL):
         mine = sorted((shard for shard in shards if shard["split"] == split), key=lambda shard: shard["file"])
         per_class = {name: 0 for name in source.classes}
-        for shard in mine:
+        final = []
+        for index, shard in enumerate(mine):
+            name = f"{split}-{index:05d}-of-{len(mine):05d}.tfrecord"
+            os.replace(shard["file"], out / name)
+            final.append(Shard(file=name, records=shard["records"]))
             for label, count in shard["per_class"].items():
                 per_class[source.classes[int(label)]] += count
         if mine:
-            splits[split] = Split(
-                count=sum(shard["records"] for shard in mine),
-                per_class=per_class,
-                shards=[Shard(file=shard["file"], records=shard["records"]) for shard in mine],
-            )
+            splits[split] = Split(count=sum(shard.records for shard in final), per_class=per_class, shards=final)
     if TRAIN not in splits:
         raise CorollaError(f"No usable training images in {source.description}: all {len(skipped)} were skipped.")
     eval_counts = splits[EVAL].per_class if EVAL in splits else {}
     notes = [
-        f"class '{name}' has {count} usable image(s), too few for a {eval_fraction:.0%} eval split; all went to train"
+        f"class '{name}' has {count} usable training image(s) and none for eval"
         for name, count in splits[TRAIN].per_class.items()
         if count and eval_fraction > 0 and not eval_counts.get(name)
     ]
@@ -131,5 +128,5 @@ def _collect(work: pathlib.Path, source: Source, *, image_size, eval_fraction, d
         splits=splits,
         skipped=sorted(source.skipped + skipped, key=lambda entry: entry["source"]),
         notes=notes,
-        directory=directory,
+        directory=out,
     )

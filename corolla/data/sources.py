@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import os
 import pathlib
+import random
 
 from corolla.errors import CorollaError
 
@@ -23,11 +25,10 @@ TRAIN, EVAL = "train", "eval"
 
 @dataclasses.dataclass(frozen=True)
 class SourceItem:
-    key: str  # where the image came from: a path, or "<dataset>/<split>/<index>"
+    key: str  # where the image came from, as reported to the user
     label: int
-    path: str | None = None  # read by the pipeline (local path or any tf.io.gfile URL such as gs://)
-    data: bytes | None = None  # or the encoded image itself
-    split: str | None = None  # fixed by the source (official test sets), else assigned after validation
+    path: str  # local path, any tf.io.gfile URL (gs://…), or builtin://<dataset>/<split>/<index>
+    split: str | None = None  # fixed by the source (official test sets), else assigned by `split_items`
 
 
 @dataclasses.dataclass
@@ -108,23 +109,43 @@ def csv_source(csv_path: pathlib.Path, *, labels_file: str | None = None) -> Sou
     return Source(description=str(csv_path), classes=classes, items=items, skipped=skipped)
 
 
-def builtin_source(name: str) -> Source:
-    """A built-in dataset; its official test set stays the eval split, so accuracies compare."""
-    from PIL import Image
+BUILTIN = "builtin://"
 
+
+def builtin_source(name: str) -> Source:
+    """A built-in dataset; its official test set stays the eval split, so accuracies compare.
+
+    Items are references (builtin://name/split/index) that each pipeline worker resolves from
+    its own cached copy of the arrays, so no image data travels inside the Beam pipeline.
+    """
     from corolla.data import datasets
 
     dataset = datasets.get_dataset(name)
     items = []
-    for split, (images, labels) in datasets.load_arrays(name).items():
+    for split, (_, labels) in datasets.load_arrays(name).items():
         split_name = TRAIN if split == "train" else EVAL
-        for index, (pixels, label) in enumerate(zip(images, labels)):
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-            items.append(SourceItem(key=f"{name}/{split}/{index}", label=int(label), data=buffer.getvalue(), split=split_name))
+        for index, label in enumerate(labels.tolist()):
+            items.append(SourceItem(key=f"{name}/{split}/{index}", label=label, path=f"{BUILTIN}{name}/{split}/{index}", split=split_name))
     return Source(
         description=name, classes=list(dataset.labels), items=items, channels=dataset.channels, native_size=dataset.image_size
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(name: str) -> dict:
+    from corolla.data import datasets
+
+    return datasets.load_arrays(name)
+
+
+def builtin_image(uri: str) -> bytes:
+    """PNG bytes of builtin://<dataset>/<split>/<index>."""
+    from PIL import Image
+
+    name, split, index = uri[len(BUILTIN) :].split("/")
+    buffer = io.BytesIO()
+    Image.fromarray(_arrays(name)[split][0][int(index)]).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def _class_order(found: list[str], labels_file: str | None) -> list[str]:
@@ -134,3 +155,39 @@ def _class_order(found: list[str], labels_file: str | None) -> list[str]:
     if len(set(classes)) != len(classes):
         raise CorollaError(f"{labels_file} lists a label twice; each line must be a distinct label.")
     return classes
+
+
+def split_items(items: list[SourceItem], *, eval_fraction: float = 0.1, seed: int = 42) -> list[SourceItem]:
+    """Give every item without a split one: a seeded round(n × eval_fraction) of each class goes to eval.
+
+    Items come back in a seeded shuffled order, so classes are mixed inside every shard.
+    """
+    rng = random.Random(seed)
+    by_class: dict[int, list[SourceItem]] = {}
+    result = [item for item in items if item.split]
+    for item in items:
+        if not item.split:
+            by_class.setdefault(item.label, []).append(item)
+    for _, members in sorted(by_class.items()):
+        members = sorted(members, key=lambda item: item.key)
+        rng.shuffle(members)
+        n_eval = round(len(members) * eval_fraction)
+        result += [dataclasses.replace(item, split=EVAL if i < n_eval else TRAIN) for i, item in enumerate(members)]
+    rng.shuffle(result)
+    return result
+
+
+def with_eval_source(train: Source, evaluation: Source) -> Source:
+    """Merge a separately given eval set (`--eval SOURCE`) into the training source."""
+    unknown = sorted(set(evaluation.classes) - set(train.classes))
+    if unknown:
+        raise CorollaError(
+            f"The eval set {evaluation.description} has classes the training set lacks: {', '.join(unknown)}. "
+            f"Expected a subset of: {', '.join(train.classes)}."
+        )
+    index = {name: i for i, name in enumerate(train.classes)}
+    relabel = [
+        dataclasses.replace(item, label=index[evaluation.classes[item.label]], split=EVAL) for item in evaluation.items
+    ]
+    fixed = [dataclasses.replace(item, split=item.split or TRAIN) for item in train.items]
+    return dataclasses.replace(train, items=fixed + relabel, skipped=train.skipped + evaluation.skipped)
