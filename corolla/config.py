@@ -29,6 +29,7 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 3e-3
+    augment: str = "none"
     seed: int = 42
     # Filled from the manifest:
     classes: list[str] = dataclasses.field(default_factory=list)

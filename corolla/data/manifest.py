@@ -19,6 +19,7 @@ from corolla.errors import CorollaError
 MANIFEST = "manifest.json"
 LABELS = "labels.txt"
 FORMAT_VERSION = 1
+FOLDER_IMAGE_SIZE = 224  # training size for direct-from-folder data, which has no manifest to say
 
 
 @dataclasses.dataclass
@@ -45,6 +46,8 @@ class Manifest:
     notes: list[str] = dataclasses.field(default_factory=list)
     directory: pathlib.Path | None = dataclasses.field(default=None, compare=False)
     format_version: int = FORMAT_VERSION
+    # Direct-from-folder mode (no `prepare`): split → [(path, label)], read straight from the files.
+    files: dict[str, list[tuple[str, int]]] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +70,7 @@ class Manifest:
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data.pop("directory")
+        data.pop("files")
         return data
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -97,6 +101,27 @@ class Manifest:
             return cls(splits=splits, directory=directory, **data)
         except (ValueError, KeyError, TypeError) as error:
             raise CorollaError(f"{path} is damaged ({error}). Re-run `corolla prepare` into this folder.") from None
+
+
+def describe(data_dir: str | os.PathLike, *, image_size: int | None = None, eval_fraction: float = 0.1, seed: int = 42) -> Manifest:
+    """The manifest of prepared data, or one made on the fly for a raw folder or CSV (unvalidated)."""
+    path = pathlib.Path(data_dir)
+    if (path / MANIFEST).is_file() or not (path.is_dir() or path.suffix.lower() == ".csv"):
+        return Manifest.load(path)  # also gives the clear "not found / not prepared" errors
+    from corolla.data.sources import resolve_source, split_items
+
+    source = resolve_source(str(path))
+    items = split_items(source.items, eval_fraction=eval_fraction, seed=seed)
+    files = {split: [(item.path, item.label) for item in items if item.split == split] for split in ("train", "eval")}
+    splits = {
+        split: Split(len(pairs), {name: sum(1 for _, label in pairs if label == i) for i, name in enumerate(source.classes)}, [])
+        for split, pairs in files.items()
+        if pairs
+    }
+    return Manifest(
+        source=source.description, classes=source.classes, image_size=image_size or FOLDER_IMAGE_SIZE,
+        channels=source.channels, splits=splits, skipped=source.skipped, directory=path, files=files,
+    )
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from corolla.config import CONFIG, TrainConfig
-from corolla.data.manifest import Manifest, write_text_atomic
+from corolla.data.manifest import describe, write_text_atomic
 from corolla.errors import CorollaError
 from corolla.run import Run
 
@@ -31,6 +31,7 @@ def train(
     epochs: int = 5,
     batch_size: int = 128,
     learning_rate: float = 3e-3,
+    augment: str = "none",
     seed: int = 42,
     overwrite: bool = False,
     verbose: bool = True,
@@ -40,10 +41,13 @@ def train(
     Adam with `learning_rate` decayed to 1% along a cosine (3e-3 measured better than 1e-3 on
     the seeds' convnet: see benchmarks/RESULTS.md). The best epoch by eval accuracy is kept.
     """
-    manifest = Manifest.load(data_dir)  # bad input fails here, before TensorFlow loads
+    manifest = describe(data_dir)  # prepared data or a raw folder/CSV; bad input fails here, before TensorFlow loads
     from corolla.models import get_model
 
     get_model(model)
+    from corolla.data.augment import check_preset
+
+    check_preset(augment)
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise CorollaError(
             f"epochs and batch_size must be ≥ 1 and learning_rate > 0. "
@@ -57,6 +61,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        augment=augment,
         seed=seed,
         classes=list(manifest.classes),
         image_size=manifest.image_size,
@@ -74,7 +79,7 @@ def train(
     from corolla.train.callbacks import AtomicBestCheckpoint
 
     keras.utils.set_random_seed(seed)
-    train_data = load(data_dir, "train", batch_size=batch_size, seed=seed, manifest=manifest)
+    train_data = load(data_dir, "train", batch_size=batch_size, augment=augment, seed=seed, manifest=manifest)
     eval_data = load(data_dir, "eval", batch_size=batch_size, manifest=manifest) if has_eval else None
     network = build_model(model, input_shape=(manifest.image_size, manifest.image_size, manifest.channels), num_classes=manifest.num_classes)
     steps_per_epoch = math.ceil(config.train_images / batch_size)

@@ -1,0 +1,60 @@
+"""The tf.data input pipeline: augmentation presets (eager and inside tf.data) and direct-from-folder mode."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from corolla.data import augment
+from corolla.data.manifest import describe
+from corolla.data.pipeline import load
+from corolla.errors import CorollaError
+
+
+def test_random_resized_crop_eagerly():
+    image = tf.constant(np.random.default_rng(0).integers(0, 255, (60, 80, 3)), tf.uint8)
+    crops = [augment.per_image("standard", image_size=32)(image) for _ in range(8)]
+    assert all(crop.shape == (32, 32, 3) and crop.dtype == tf.float32 for crop in crops)
+    assert all(0 <= float(tf.reduce_min(c)) and float(tf.reduce_max(c)) <= 255 for c in crops)
+    assert len({float(tf.reduce_sum(crop)) for crop in crops}) > 1  # random, not one fixed crop
+
+
+@pytest.mark.parametrize("preset", ["light", "standard"])
+def test_batch_layers_eagerly_keep_shape_and_range(preset):
+    images = tf.constant(np.random.default_rng(1).uniform(0, 255, (16, 32, 32, 3)), tf.float32)
+    out = augment.batch_layers(preset, seed=3)(images, training=True)
+    assert out.shape == images.shape
+    assert 0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 255
+    assert not np.allclose(out.numpy(), images.numpy())
+    assert augment.batch_layers("none") is None
+
+
+@pytest.mark.parametrize("preset", ["none", "light", "standard"])
+def test_presets_inside_tf_data(prepared, preset):
+    dataset = load(prepared, "train", batch_size=8, augment=preset)
+    epochs = [np.concatenate([images.numpy() for images, _ in dataset]) for _ in range(2)]
+    assert epochs[0].shape == (describe(prepared).count("train"), 32, 32, 3)
+    assert 0 <= epochs[0].min() and epochs[0].max() <= 255
+    if preset != "none":
+        assert not np.allclose(np.sort(epochs[0].ravel()), np.sort(epochs[1].ravel()))  # fresh randomness each epoch
+
+
+def test_unknown_preset_is_a_clear_error(prepared):
+    with pytest.raises(CorollaError, match="Unknown augmentation 'heavy'. Available: none, light, standard"):
+        load(prepared, "train", augment="heavy")
+
+
+def test_direct_from_folder_skips_bad_files(image_folder):
+    manifest = describe(image_folder)
+    assert manifest.classes == ["blue", "green", "red"] and manifest.image_size == 224
+    listed = manifest.count("train") + manifest.count("eval")
+    assert listed == 63  # 60 images + 3 bad files, unvalidated
+    images = sum(int(labels.shape[0]) for split in ("train", "eval") for _, labels in load(image_folder, split, batch_size=16))
+    assert images == 60  # truncated.jpg, empty.png and notes.txt are dropped while reading
+
+
+def test_train_straight_from_a_folder(image_folder, tmp_path):
+    from corolla.train import train
+
+    summary = train(image_folder, out=tmp_path / "run", epochs=1, batch_size=16, verbose=False)
+    assert summary["best_epoch"] == 1
+    assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
