@@ -97,7 +97,7 @@ def tiny(source, server):
     )
     datasets.register_dataset(dataset)
     yield dataset
-    datasets._REGISTRY.pop(dataset.name, None)
+    datasets.unregister_dataset(dataset.name)
 
 
 def _assert_arrays_equal(loaded, expected):
@@ -165,8 +165,13 @@ def test_http_404_names_url(tmp_path, tiny, server):
     with pytest.raises(CorollaError, match="404") as info:
         datasets.fetch_dataset("tiny-test", dest, base_url=server.url + "/missing", use_system=False, progress=False)
     assert f"{server.url}/missing/{FILE_NAMES[0]}" in str(info.value)
-    assert "apt-get install dataset-tiny-test" in str(info.value)
+    assert "--dest DIR" in str(info.value) and "apt-get" not in str(info.value)  # no Debian package for it
     assert not dest.exists() or not list(dest.iterdir())
+
+
+def test_fashion_mnist_download_error_suggests_the_debian_package(tmp_path, server):
+    with pytest.raises(CorollaError, match="apt-get install dataset-fashion-mnist"):
+        datasets.fetch_dataset("fashion-mnist", tmp_path / "d", base_url=server.url + "/nothing", use_system=False, progress=False)
 
 
 def test_unreachable_port_names_url(tmp_path, tiny):

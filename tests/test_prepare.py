@@ -117,7 +117,7 @@ def test_builtin_dataset_keeps_its_official_test_split(tmp_path):
         os.environ["COROLLA_HOME"] = str(tmp_path / "home")
         manifest = prepare("tiny-idx", out=tmp_path / "out", verbose=False)
     finally:
-        datasets._REGISTRY.pop("tiny-idx")
+        datasets.unregister_dataset("tiny-idx")
         os.environ.pop("COROLLA_HOME")
     assert (manifest.count("train"), manifest.count("eval")) == (12, 5)
     assert (manifest.image_size, manifest.channels) == (28, 1)

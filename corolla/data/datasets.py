@@ -1,14 +1,19 @@
-"""Built-in datasets: a registry, a verified downloader and an IDX reader.
+"""Built-in datasets: a registry and a verified downloader (the formats are in `corolla.data.readers`).
+
+    fashion-mnist  IDX files; Debian's dataset-fashion-mnist or the official URLs
+    cifar10        the official binary archive (no pickle)
+    flowers        the seeds' tf_flowers archive: a folder of class sub-folders
+    digits         scikit-learn's bundled 8×8 digits
 
 Example:
-    x_train, y_train = load_arrays("fashion-mnist", fetch_dataset("fashion-mnist"))["train"]
+    x_train, y_train = load_arrays("fashion-mnist")["train"]
+    photos = dataset_folder("flowers")            # …/flowers/flower_photos/{daisy,roses,…}/*.jpg
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
 import hashlib
 import http.client
 import os
@@ -16,14 +21,13 @@ import pathlib
 import shutil
 import urllib.error
 import urllib.request
-import zlib
 
 import numpy as np
 
+from corolla.data import readers
 from corolla.errors import CorollaError
 
 _CHUNK_SIZE, _TIMEOUT_S = 1 << 16, 60  # bytes per read; seconds before a stalled connection fails
-_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049  # IDX headers: unsigned bytes, 3 resp. 1 dimensions
 _SPLIT_FILES = {  # split -> (images file, labels file), the MNIST-style IDX names
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -32,10 +36,11 @@ _SPLIT_FILES = {  # split -> (images file, labels file), the MNIST-style IDX nam
 
 @dataclasses.dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable file and the md5 of the file as published."""
+    """One downloadable file and its checksum as published (sha256 is checked when given, else md5)."""
 
     name: str
-    md5: str
+    md5: str | None = None
+    sha256: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,10 @@ class BuiltinDataset:
     files: tuple[RemoteFile, ...]
     system_dirs: tuple[str, ...]
     labels: tuple[str, ...]
-    image_size: int
+    image_size: int | None  # None: photos of any size (prepare's --image-size decides)
     channels: int
+    reader: str = "idx"  # idx | cifar10-binary | folder-archive | digits
+    folder: str | None = None  # folder-archive: the class-folder root inside the archive
 
 
 _REGISTRY: dict[str, BuiltinDataset] = {}
@@ -71,6 +78,10 @@ def get_dataset(name: str) -> BuiltinDataset:
     except KeyError:
         available = ", ".join(sorted(_REGISTRY)) or "(none)"
         raise CorollaError(f"Unknown dataset {name!r}. Available: {available}") from None
+
+
+def unregister_dataset(name: str) -> None:
+    _REGISTRY.pop(name, None)
 
 
 def list_datasets() -> list[BuiltinDataset]:
@@ -99,6 +110,7 @@ def fetch_dataset(name: str, dest: str | os.PathLike | None = None, *, base_url:
     dest = pathlib.Path(dest).expanduser() if dest is not None else default_cache_dir() / name
     missing = [f for f in dataset.files if not (dest / f.name).is_file()]
     if not missing:
+        dest.mkdir(parents=True, exist_ok=True)
         return dest
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -116,13 +128,12 @@ def fetch_dataset(name: str, dest: str | os.PathLike | None = None, *, base_url:
 
     root = (base_url or dataset.base_url).rstrip("/")
     for f in missing:
-        _download(f"{root}/{f.name}", dest / f.name, f.md5, dataset.name, progress=progress)
+        _download(f"{root}/{f.name}", dest / f.name, f, dataset.name, progress=progress)
     return dest
 
 
-def load_arrays(name: str,
-                directory: str | os.PathLike | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read `{"train": (images, labels), "test": (...)}` as uint8 arrays, images `[N, size, size]`.
+def load_arrays(name: str, directory: str | os.PathLike | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (uint8 images [N, H, W] or [N, H, W, 3], uint8 labels [N]), "test": (…)} if it has one.
 
     `directory` defaults to `fetch_dataset(name)`.
 
@@ -130,22 +141,41 @@ def load_arrays(name: str,
         (x_train, y_train) = load_arrays("fashion-mnist")["train"]
     """
     dataset = get_dataset(name)
+    if dataset.reader == "digits":
+        return readers.load_digits()
+    if dataset.reader == "folder-archive":
+        raise CorollaError(f"{name} is a folder of photos, not arrays: use dataset_folder({name!r}).")
     directory = pathlib.Path(directory) if directory is not None else fetch_dataset(name, progress=False)
-    size, num_classes = dataset.image_size, len(dataset.labels)
+    if dataset.reader == "cifar10-binary":
+        return readers.read_cifar10_binary(directory / dataset.files[0].name)
     arrays = {}
     for split, (images_name, labels_name) in _SPLIT_FILES.items():
-        images = _read_idx(directory / images_name, _IMAGES_MAGIC, expected_shape=(None, size, size))
-        labels = _read_idx(directory / labels_name, _LABELS_MAGIC, expected_shape=(None,))
+        images = readers.read_idx(directory / images_name, readers.IMAGES_MAGIC, expected_shape=(None, dataset.image_size, dataset.image_size))
+        labels = readers.read_idx(directory / labels_name, readers.LABELS_MAGIC, expected_shape=(None,))
         if len(images) != len(labels):
             raise CorollaError(f"{images_name} has {len(images)} images but {labels_name} has {len(labels)} "
                                f"labels; they must match. Delete both and fetch the dataset again. "
                                f"Received: directory={str(directory)!r}")
-        if labels.size and int(labels.max()) >= num_classes:
+        if labels.size and int(labels.max()) >= len(dataset.labels):
             raise CorollaError(f"{labels_name} contains label {int(labels.max())}, expected labels in "
-                               f"0..{num_classes - 1}. Delete it and fetch the dataset again. "
+                               f"0..{len(dataset.labels) - 1}. Delete it and fetch the dataset again. "
                                f"Received: directory={str(directory)!r}")
         arrays[split] = (images, labels)
     return arrays
+
+
+def dataset_folder(name: str, dest: str | os.PathLike | None = None, *, progress: bool = True) -> pathlib.Path:
+    """The extracted class-folder root of an archive dataset (fetched and extracted on first use)."""
+    dataset = get_dataset(name)
+    if dataset.reader != "folder-archive":
+        raise CorollaError(f"{name} is not a folder dataset; use load_arrays({name!r}).")
+    directory = fetch_dataset(name, dest, progress=progress)
+    root = directory / dataset.folder
+    if not root.is_dir():
+        readers.extract_archive(directory / dataset.files[0].name, directory / ".extracted")
+        os.replace(directory / ".extracted" / dataset.folder, root)
+        shutil.rmtree(directory / ".extracted", ignore_errors=True)
+    return root
 
 
 def _atomic_copy(src: pathlib.Path, target: pathlib.Path) -> None:
@@ -157,9 +187,10 @@ def _atomic_copy(src: pathlib.Path, target: pathlib.Path) -> None:
         part.unlink(missing_ok=True)
 
 
-def _download(url: str, target: pathlib.Path, md5: str, dataset_name: str, *, progress: bool) -> None:
+def _download(url: str, target: pathlib.Path, expected: RemoteFile, dataset_name: str, *, progress: bool) -> None:
     part = target.with_name(target.name + ".part")
-    digest = hashlib.md5()
+    algorithm, checksum = ("sha256", expected.sha256) if expected.sha256 else ("md5", expected.md5)
+    digest = hashlib.new(algorithm)
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response, open(part, "wb") as out:
             total = response.headers.get("Content-Length")
@@ -168,10 +199,10 @@ def _download(url: str, target: pathlib.Path, md5: str, dataset_name: str, *, pr
                     out.write(chunk)
                     digest.update(chunk)
                     advance(len(chunk))
-        if digest.hexdigest() != md5:
-            raise CorollaError(f"Checksum mismatch for {target.name} downloaded from {url}: expected md5 {md5}. "
-                               f"The download was corrupted or the file changed upstream; try again or install "
-                               f"the Debian package `dataset-{dataset_name}`. Received: md5={digest.hexdigest()}")
+        if digest.hexdigest() != checksum:
+            raise CorollaError(f"Checksum mismatch for {target.name} downloaded from {url}: expected {algorithm} {checksum}. "
+                               f"The download was corrupted or the file changed upstream; try again. "
+                               f"Received: {algorithm}={digest.hexdigest()}")
         os.replace(part, target)
     except urllib.error.HTTPError as e:
         raise _network_error(url, f"HTTP {e.code} {e.reason}", dataset_name) from None
@@ -184,9 +215,11 @@ def _download(url: str, target: pathlib.Path, md5: str, dataset_name: str, *, pr
 
 
 def _network_error(url: str, reason: str, dataset_name: str) -> CorollaError:
+    hint = (f"install the Debian package `dataset-{dataset_name}` (apt-get install dataset-{dataset_name}) or "
+            if get_dataset(dataset_name).system_dirs else "")
     return CorollaError(f"Could not download {url}: {reason}. Expected a reachable download server. To fix it, "
-                        f"install the Debian package `dataset-{dataset_name}` (apt-get install dataset-"
-                        f"{dataset_name}) or pass --dest with the files already in it. Received: url={url!r}")
+                        f"{hint}put the files in the dataset folder yourself (corolla datasets fetch {dataset_name} "
+                        f"--dest DIR uses them). Received: url={url!r}")
 
 
 @contextlib.contextmanager
@@ -201,33 +234,6 @@ def _progress_bar(description: str, total: int | None, *, enabled: bool):
     with rp.Progress(*columns) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
-
-
-def _read_idx(path: pathlib.Path, magic: int, *, expected_shape: tuple[int | None, ...]) -> np.ndarray:
-    """Read a gzipped big-endian IDX file of unsigned bytes and check its header."""
-    fix = f"Delete it and fetch the dataset again (corolla datasets fetch). Received: path={str(path)!r}"
-    if not path.is_file():
-        raise CorollaError(f"Missing dataset file {path}. {fix}")
-    try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, zlib.error) as e:
-        raise CorollaError(f"{path.name} is not a valid gzip file ({e}). {fix}") from None
-    header_len = 4 + 4 * len(expected_shape)
-    if len(data) < header_len:
-        raise CorollaError(f"{path.name} is too short to be an IDX file ({len(data)} bytes). {fix}")
-    found_magic = int.from_bytes(data[:4], "big")
-    if found_magic != magic:
-        raise CorollaError(f"{path.name} has IDX magic number {found_magic}, expected {magic}. {fix}")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(expected_shape)))
-    if any(want is not None and want != got for want, got in zip(expected_shape, dims)):
-        want = tuple("N" if d is None else d for d in expected_shape)
-        raise CorollaError(f"{path.name} has shape {dims}, expected {want}. {fix}")
-    expected_bytes = header_len + int(np.prod(dims))
-    if len(data) != expected_bytes:
-        raise CorollaError(f"{path.name} holds {len(data)} bytes but its header {dims} implies "
-                           f"{expected_bytes}; the file is truncated or corrupt. {fix}")
-    return np.frombuffer(bytearray(data), dtype=np.uint8, offset=header_len).reshape(dims)
 
 
 register_dataset(BuiltinDataset(
@@ -245,4 +251,42 @@ register_dataset(BuiltinDataset(
             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     image_size=28,
     channels=1,
+))
+
+register_dataset(BuiltinDataset(
+    name="cifar10",
+    description="CIFAR-10: 32x32 colour photos in 10 classes (50,000 train, 10,000 test).",
+    base_url="https://www.cs.toronto.edu/~kriz",
+    files=(RemoteFile("cifar-10-binary.tar.gz", md5="c32a1d4ab5d03f1284b67883e8d87530",
+                      sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),),
+    system_dirs=(),
+    labels=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    image_size=32,
+    channels=3,
+    reader="cifar10-binary",
+))
+
+register_dataset(BuiltinDataset(
+    name="flowers",
+    description="The seeds' tf_flowers: 3,670 photos of daisies, dandelions, roses, sunflowers and tulips.",
+    base_url="http://download.tensorflow.org/example_images",
+    files=(RemoteFile("flower_photos.tgz", sha256="4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c"),),
+    system_dirs=(),
+    labels=("daisy", "dandelion", "roses", "sunflowers", "tulips"),
+    image_size=None,
+    channels=3,
+    reader="folder-archive",
+    folder="flower_photos",
+))
+
+register_dataset(BuiltinDataset(
+    name="digits",
+    description="scikit-learn's 1,797 handwritten 8x8 digits (bundled, no download).",
+    base_url="",
+    files=(),
+    system_dirs=(),
+    labels=tuple(str(digit) for digit in range(10)),
+    image_size=8,
+    channels=1,
+    reader="digits",
 ))

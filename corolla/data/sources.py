@@ -121,14 +121,17 @@ def builtin_source(name: str) -> Source:
     from corolla.data import datasets
 
     dataset = datasets.get_dataset(name)
+    if dataset.reader == "folder-archive":
+        photos = folder_source(datasets.dataset_folder(name))
+        return dataclasses.replace(photos, description=name)
     items = []
-    for split, (_, labels) in datasets.load_arrays(name).items():
-        split_name = TRAIN if split == "train" else EVAL
+    arrays = datasets.load_arrays(name)
+    for split, (_, labels) in arrays.items():
+        split_name = (TRAIN if split == "train" else EVAL) if "test" in arrays else None  # no test set: split later
         for index, label in enumerate(labels.tolist()):
             items.append(SourceItem(key=f"{name}/{split}/{index}", label=label, path=f"{BUILTIN}{name}/{split}/{index}", split=split_name))
-    return Source(
-        description=name, classes=list(dataset.labels), items=items, channels=dataset.channels, native_size=dataset.image_size
-    )
+    channels = 3 if arrays["train"][0].ndim == 4 else 1
+    return Source(description=name, classes=list(dataset.labels), items=items, channels=channels, native_size=dataset.image_size)
 
 
 @functools.lru_cache(maxsize=4)
