@@ -71,3 +71,20 @@ def test_large_images_shrink_to_the_shorter_side_keeping_aspect():
     assert (prepared.width, prepared.height, prepared.format) == (200, 150, "jpeg")
     small = prepare_image(encode(np.zeros((30, 40, 3), np.uint8)), max_side=150)
     assert (small.width, small.height) == (40, 30)  # never enlarged
+
+
+@pytest.mark.parametrize("fmt, mode", [("WEBP", "RGB"), ("TIFF", "RGB"), ("JPEG", "CMYK")])
+def test_other_formats_and_modes_become_rgb_png_or_jpeg(fmt, mode):
+    image = Image.new(mode, (12, 10), (10, 120, 200, 0)[: len(mode)])
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    prepared = prepare_image(buffer.getvalue(), channels=3)
+    assert prepared.format in ("png", "jpeg") and decode(prepared).shape == (10, 12, 3)
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "TIFF"])
+def test_the_server_check_refuses_formats_tensorflow_cannot_decode(fmt):
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format=fmt)
+    with pytest.raises(InvalidImage, match=f"unsupported image format {fmt}"):
+        inspect_image(buffer.getvalue())

@@ -176,3 +176,20 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path):
         Manifest.load(out)  # the loader refuses the unfinished folder
     manifest = prepare(str(source), out=out, image_size=64, overwrite=True, verbose=False)
     assert manifest.count("train") + manifest.count("eval") == 800
+
+
+def test_identical_files_across_train_and_eval_are_reported(image_folder, tmp_path):
+    evaluation = tmp_path / "eval"
+    (evaluation / "red").mkdir(parents=True)
+    copied = (image_folder / "red" / "3.jpg").read_bytes()
+    (evaluation / "red" / "copy.jpg").write_bytes(copied)
+    manifest = prepare(str(image_folder), out=tmp_path / "out", eval_source=str(evaluation), image_size=32, verbose=False)
+    assert manifest.count("eval") == 1
+    assert manifest.duplicates == [{
+        "sha1": __import__("hashlib").sha1(copied).hexdigest(),
+        "sources": [{"source": "red/3.jpg", "split": "train"}, {"source": "red/copy.jpg", "split": "eval"}],
+        "across_splits": True,
+    }]
+    assert "1 image(s) appear in both train and eval (identical bytes): see 'duplicates' in the manifest" in manifest.notes
+    none = prepare(str(image_folder), out=tmp_path / "out2", image_size=32, find_duplicates=False, verbose=False)
+    assert none.duplicates == []

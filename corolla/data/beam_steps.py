@@ -10,6 +10,7 @@ driver (`corolla.data.prepare`) renames them to their final names.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import uuid
@@ -48,13 +49,16 @@ class _RollingWriter:
         self.work, self.split, self.target_bytes = work, split, target_bytes
         self.writer, self.closed = None, []
 
-    def write(self, serialized: bytes, label: int) -> None:
+    def write(self, serialized: bytes, label: int, content: tuple[str, str] | None) -> None:
         import tensorflow as tf
 
         if self.writer is None:
             self.path = os.path.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
             self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
+            self.hashes = []
         self.writer.write(serialized)
+        if content:
+            self.hashes.append(content)
         self.records += 1
         self.bytes += len(serialized)
         self.per_class[label] = self.per_class.get(label, 0) + 1
@@ -64,16 +68,18 @@ class _RollingWriter:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.closed.append({"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class})
+            self.closed.append(
+                {"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class, "hashes": self.hashes}
+            )
             self.writer = None
 
 
 class _EncodeAndWrite(beam.DoFn):
     """Read, validate, normalise, serialize and write one image; bad files go to the 'skipped' output."""
 
-    def __init__(self, classes, channels, max_side, work, target_bytes, shards):
+    def __init__(self, classes, channels, max_side, work, target_bytes, shards, find_duplicates):
         self.classes, self.channels, self.max_side = classes, channels, max_side
-        self.work, self.target_bytes, self.shards = str(work), target_bytes, shards
+        self.work, self.target_bytes, self.shards, self.find_duplicates = str(work), target_bytes, shards, find_duplicates
 
     def start_bundle(self):
         self.writers: dict[tuple[str, int], _RollingWriter] = {}
@@ -93,6 +99,7 @@ class _EncodeAndWrite(beam.DoFn):
         except (InvalidImage, OSError) as error:
             yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "split": item.split, "reason": str(error)})
             return
+        content = (hashlib.sha1(data).hexdigest(), item.key) if self.find_duplicates else None
         serialized = encode_example(prepared, label=item.label, label_text=self.classes[item.label], key=item.key)
         # --shards N: round-robin over N files per split (exactly N on the DirectRunner); else roll over by size.
         slot = self.seen.get(item.split, 0) % self.shards if self.shards else 0
@@ -100,7 +107,7 @@ class _EncodeAndWrite(beam.DoFn):
         if (item.split, slot) not in self.writers:
             target = float("inf") if self.shards else self.target_bytes
             self.writers[item.split, slot] = _RollingWriter(self.work, item.split, target)
-        self.writers[item.split, slot].write(serialized, item.label)
+        self.writers[item.split, slot].write(serialized, item.label, content)
 
     def finish_bundle(self):
         for writer in self.writers.values():
@@ -109,8 +116,13 @@ class _EncodeAndWrite(beam.DoFn):
                 yield WindowedValue(json.dumps(shard), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
-def run_pipeline(items: list[SourceItem], source: Source, *, work, max_side, target_shard_bytes, shards, beam_args) -> None:
-    """Write every valid item into temporary shards under `work`, plus shards*.jsonl and skipped*.jsonl."""
+def run_pipeline(
+    items: list[SourceItem], source: Source, *, work, max_side, target_shard_bytes, shards, find_duplicates, beam_args
+) -> None:
+    """Write every valid item into temporary shards under `work`, plus shards*.jsonl and skipped*.jsonl.
+
+    With `find_duplicates`, each shard's entry lists the (sha1, key) of its source files.
+    """
     # The item list goes through a file, not beam.Create (which pickles and bz2-compresses every
     # element into the pipeline graph); a line holds CHUNK items to amortise per-element overhead.
     listing = os.path.join(str(work), "items.jsonl")
@@ -122,9 +134,9 @@ def run_pipeline(items: list[SourceItem], source: Source, *, work, max_side, tar
             pipeline
             | "List images" >> beam.io.ReadFromText(listing)
             | "Validate, encode, write"
-            >> beam.ParDo(_EncodeAndWrite(source.classes, source.channels, max_side, work, target_shard_bytes, shards)).with_outputs(
-                "skipped", main="shards"
-            )
+            >> beam.ParDo(
+                _EncodeAndWrite(source.classes, source.channels, max_side, work, target_shard_bytes, shards, find_duplicates)
+            ).with_outputs("skipped", main="shards")
         )
         encoded.shards | "Save shard list" >> beam.io.WriteToText(os.path.join(str(work), "shards"), file_name_suffix=".jsonl")
         (

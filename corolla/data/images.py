@@ -18,6 +18,8 @@ from corolla.errors import CorollaError
 
 # Decoders TensorFlow's tf.io.decode_image understands, so training and serving agree.
 SUPPORTED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "BMP": "bmp"}
+# `prepare` also reads these and stores them re-encoded as PNG.
+CONVERTED_FORMATS = {"WEBP": "webp", "TIFF": "tiff"}
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 50-megapixel photo; far beyond any sane training image
 
 
@@ -40,15 +42,15 @@ class PreparedImage:
     height: int
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, max_pixels: int, formats: dict[str, str] = SUPPORTED_FORMATS) -> Image.Image:
     if not data:
         raise InvalidImage("empty file")
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
     except Exception:  # PIL raises several types for "not an image"
         raise InvalidImage("not an image (unrecognised content)") from None
-    if image.format not in SUPPORTED_FORMATS:
-        raise InvalidImage(f"unsupported image format {image.format}; expected one of JPEG, PNG, GIF, BMP")
+    if image.format not in formats:
+        raise InvalidImage(f"unsupported image format {image.format}; expected one of {', '.join(formats)}")
     width, height = image.size
     if width * height > max_pixels:
         raise InvalidImage(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
@@ -74,8 +76,9 @@ def prepare_image(
     ratio, so later random crops still have pixels to work with. JPEG and PNG files that
     need no change are kept byte for byte.
     """
-    image = _open(data, max_pixels)
-    source_format = SUPPORTED_FORMATS[image.format]
+    formats = SUPPORTED_FORMATS | CONVERTED_FORMATS
+    image = _open(data, max_pixels, formats)
+    source_format = formats[image.format]
     try:
         image.load()
     except Exception as error:

@@ -44,6 +44,7 @@ class Manifest:
     splits: dict[str, Split]
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    duplicates: list[dict] = dataclasses.field(default_factory=list)  # groups of files with identical bytes
     directory: pathlib.Path | None = dataclasses.field(default=None, compare=False)
     format_version: int = FORMAT_VERSION
     # Direct-from-folder mode (no `prepare`): split → [(path, label)], read straight from the files.

@@ -35,6 +35,7 @@ def prepare(
     shards: int | None = None,
     target_shard_bytes: int = TARGET_SHARD_BYTES,
     labels_file: str | None = None,
+    find_duplicates: bool = True,
     seed: int = 42,
     overwrite: bool = False,
     beam_args: list[str] | None = None,
@@ -44,7 +45,8 @@ def prepare(
 
     `image_size` is the training input size recorded in the manifest; images are stored with
     their shorter side shrunk to `image_size × 8/7` (never enlarged) to leave room for random
-    crops. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
+    crops. Files with identical bytes are listed in the manifest's `duplicates`
+    (`find_duplicates`), those across train and eval flagged as leaks. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
     (a built-in dataset keeps its official test set). `beam_args` pass straight to Beam, e.g.
     ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
     """
@@ -75,7 +77,7 @@ def prepare(
         progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
             items, resolved, work=work, max_side=math.ceil(image_size * CROP_MARGIN),
-            target_shard_bytes=target_shard_bytes, shards=shards, beam_args=beam_args,
+            target_shard_bytes=target_shard_bytes, shards=shards, find_duplicates=find_duplicates, beam_args=beam_args,
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
     manifest.save(out)  # written last: a folder without manifest.json is an unfinished prepare
@@ -120,7 +122,12 @@ def _finish(work: pathlib.Path, out: pathlib.Path, source: Source, *, image_size
         for name, count in splits[TRAIN].per_class.items()
         if count and eval_fraction > 0 and not eval_counts.get(name)
     ]
+    duplicates = _duplicates(shards)
+    leaks = sum(group["across_splits"] for group in duplicates)
+    if leaks:
+        notes.append(f"{leaks} image(s) appear in both train and eval (identical bytes): see 'duplicates' in the manifest")
     return Manifest(
+        duplicates=duplicates,
         source=source.description,
         classes=source.classes,
         image_size=image_size,
@@ -130,3 +137,17 @@ def _finish(work: pathlib.Path, out: pathlib.Path, source: Source, *, image_size
         notes=notes,
         directory=out,
     )
+
+
+def _duplicates(shards: list[dict]) -> list[dict]:
+    """Groups of source files with identical bytes; those spanning train and eval are leaks."""
+    by_content: dict[str, list[dict]] = {}
+    for shard in shards:
+        for sha1, key in shard.get("hashes", []):
+            by_content.setdefault(sha1, []).append({"source": key, "split": shard["split"]})
+    groups = [
+        {"sha1": sha1, "sources": sorted(sources, key=lambda entry: entry["source"]), "across_splits": len({e["split"] for e in sources}) > 1}
+        for sha1, sources in by_content.items()
+        if len(sources) > 1
+    ]
+    return sorted(groups, key=lambda group: group["sources"][0]["source"])
