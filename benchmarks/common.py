@@ -46,3 +46,34 @@ def report(name: str, rows: list[dict], **extra) -> pathlib.Path:
     path.write_text(json.dumps({"benchmark": name, "machine": machine(), "rows": rows, **extra}, indent=2) + "\n")
     print(f"written {path}")
     return path
+
+
+def make_photo_folder(root: pathlib.Path, *, classes: int = 5, per_class: int = 400, size=(500, 375), seed: int = 0) -> pathlib.Path:
+    """Synthetic 'photos' (smooth colour gradients + noise, JPEG q90) in class folders, like the flowers set.
+
+    Reused when already there, so repeated benchmark runs compare the same files.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    marker = root / f".complete-{classes}x{per_class}-{size[0]}x{size[1]}"
+    if marker.exists():
+        return root
+    rng = np.random.default_rng(seed)
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    for label in range(classes):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = rng.uniform(40, 215, 3)
+        for index in range(per_class):
+            angle = rng.uniform(0, 2 * np.pi)
+            wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) / rng.uniform(20, 80))
+            pixels = base + 40 * wave[..., None] + rng.normal(0, 12, (height, width, 3))
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+            (folder / f"{index:05d}.jpg").write_bytes(buffer.getvalue())
+    marker.touch()
+    return root

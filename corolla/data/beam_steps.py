@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import uuid
 
 import apache_beam as beam
@@ -20,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from corolla.data import storage
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage
 from corolla.data.sources import BUILTIN, Source, SourceItem, builtin_image
 
@@ -53,7 +53,7 @@ class _RollingWriter:
         import tensorflow as tf
 
         if self.writer is None:
-            self.path = os.path.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
+            self.path = storage.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
             self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
             self.hashes = []
         self.writer.write(serialized)
@@ -125,8 +125,8 @@ def run_pipeline(
     """
     # The item list goes through a file, not beam.Create (which pickles and bz2-compresses every
     # element into the pipeline graph); a line holds CHUNK items to amortise per-element overhead.
-    listing = os.path.join(str(work), "items.jsonl")
-    with open(listing, "w", encoding="utf-8") as file:
+    listing = storage.join(work, "items.jsonl")
+    with storage.open_file(listing, "w") as file:
         for start in range(0, len(items), CHUNK):
             file.write(json.dumps([dataclasses.asdict(item) for item in items[start : start + CHUNK]]) + "\n")
     with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
@@ -138,9 +138,9 @@ def run_pipeline(
                 _EncodeAndWrite(source.classes, source.channels, max_side, work, target_shard_bytes, shards, find_duplicates)
             ).with_outputs("skipped", main="shards")
         )
-        encoded.shards | "Save shard list" >> beam.io.WriteToText(os.path.join(str(work), "shards"), file_name_suffix=".jsonl")
+        encoded.shards | "Save shard list" >> beam.io.WriteToText(storage.join(work, "shards"), file_name_suffix=".jsonl")
         (
             encoded.skipped
             | "Format skipped" >> beam.Map(json.dumps)
-            | "Save skipped" >> beam.io.WriteToText(os.path.join(str(work), "skipped"), file_name_suffix=".jsonl")
+            | "Save skipped" >> beam.io.WriteToText(storage.join(work, "skipped"), file_name_suffix=".jsonl")
         )

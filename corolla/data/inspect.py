@@ -11,11 +11,11 @@ Example:
 from __future__ import annotations
 
 import os
-import pathlib
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from corolla.data import storage
 from corolla.data.manifest import Manifest
 
 LABEL_WIDTH = 140
@@ -26,8 +26,9 @@ def inspect(data_dir: str | os.PathLike, *, per_class: int = 8, thumb_size: int 
     manifest = Manifest.load(data_dir)
     samples = _samples(manifest, per_class)
     sheet = contact_sheet(samples, manifest.classes, thumb_size=thumb_size, per_class=per_class)
-    path = pathlib.Path(out) if out else manifest.directory / "contact_sheet.png"
-    sheet.save(path)
+    path = str(out) if out else storage.join(manifest.directory, "contact_sheet.png")
+    with storage.open_file(path, "wb") as file:
+        sheet.save(file, format="PNG")
     return {
         "classes": manifest.classes,
         "counts": {split: info.per_class for split, info in manifest.splits.items()},

@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 
+from corolla.data import storage
 from corolla.errors import CorollaError
 
 MANIFEST = "manifest.json"
@@ -58,7 +59,7 @@ class Manifest:
         return self._split(split).count
 
     def shard_paths(self, split: str) -> list[str]:
-        return [str(self.directory / shard.file) for shard in self._split(split).shards]
+        return [storage.join(self.directory, shard.file) for shard in self._split(split).shards]
 
     def _split(self, split: str) -> Split:
         if split not in self.splits:
@@ -75,26 +76,26 @@ class Manifest:
         return data
 
     def save(self, directory: str | os.PathLike) -> None:
-        directory = pathlib.Path(directory)
-        write_text_atomic(directory / LABELS, "".join(f"{name}\n" for name in self.classes))
-        write_text_atomic(directory / MANIFEST, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+        storage.write_text(storage.join(directory, LABELS), "".join(f"{name}\n" for name in self.classes))
+        storage.write_text(storage.join(directory, MANIFEST), json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Manifest":
-        directory = pathlib.Path(directory)
-        path = directory / MANIFEST
-        if not directory.is_dir():
+        """Read DATA_DIR/manifest.json (a local folder or a gs://… URL)."""
+        directory = str(directory) if storage.is_remote(directory) else pathlib.Path(directory)
+        path = storage.join(directory, MANIFEST)
+        if not storage.exists(directory):
             raise CorollaError(
                 f"Data folder not found: {directory}. Create it with `corolla prepare SOURCE --out {directory}`. "
                 f"Received: data_dir={str(directory)!r}"
             )
-        if not path.is_file():
+        if not storage.exists(path):
             raise CorollaError(
                 f"{directory} has no {MANIFEST}, so it was not written by `corolla prepare` (or preparation did not "
                 f"finish). Run `corolla prepare SOURCE --out {directory}`."
             )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(storage.read_text(path))
             splits = {
                 name: Split(split["count"], split["per_class"], [Shard(**shard) for shard in split["shards"]])
                 for name, split in data.pop("splits").items()
@@ -107,8 +108,8 @@ class Manifest:
 def describe(data_dir: str | os.PathLike, *, image_size: int | None = None, eval_fraction: float = 0.1, seed: int = 42) -> Manifest:
     """The manifest of prepared data, or one made on the fly for a raw folder or CSV (unvalidated)."""
     path = pathlib.Path(data_dir)
-    if (path / MANIFEST).is_file() or not (path.is_dir() or path.suffix.lower() == ".csv"):
-        return Manifest.load(path)  # also gives the clear "not found / not prepared" errors
+    if storage.is_remote(data_dir) or (path / MANIFEST).is_file() or not (path.is_dir() or path.suffix.lower() == ".csv"):
+        return Manifest.load(data_dir)  # also gives the clear "not found / not prepared" errors
     from corolla.data.sources import resolve_source, split_items
 
     source = resolve_source(str(path))
@@ -127,7 +128,4 @@ def describe(data_dir: str | os.PathLike, *, image_size: int | None = None, eval
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write then rename, so a crash never leaves a half-written file under the final name."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    storage.write_text(path, text)

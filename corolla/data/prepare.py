@@ -13,8 +13,8 @@ import json
 import math
 import os
 import pathlib
-import shutil
 
+from corolla.data import storage
 from corolla.data.manifest import MANIFEST, Manifest, Shard, Split
 from corolla.data.sources import EVAL, TRAIN, Source, resolve_source, split_items, with_eval_source
 from corolla.errors import CorollaError
@@ -62,15 +62,15 @@ def prepare(
         resolved = with_eval_source(resolved, resolve_source(eval_source, labels_file=labels_file))
     if not resolved.items:
         raise CorollaError(f"No images found in {resolved.description}.")
-    out = pathlib.Path(out)
+    out = str(out) if storage.is_remote(out) else pathlib.Path(out)
     _check_output(out, overwrite)
     console = Console(stderr=True, quiet=not verbose)
     image_size = image_size or resolved.native_size or DEFAULT_IMAGE_SIZE
     items = split_items(resolved.items, eval_fraction=eval_fraction, seed=seed)
 
-    work = out / _WORK
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = storage.join(out, _WORK)
+    storage.rmtree(work)
+    storage.makedirs(work)
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
@@ -81,24 +81,25 @@ def prepare(
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
     manifest.save(out)  # written last: a folder without manifest.json is an unfinished prepare
-    shutil.rmtree(work, ignore_errors=True)
+    storage.rmtree(work)
     return manifest
 
 
-def _check_output(out: pathlib.Path, overwrite: bool) -> None:
-    if not out.exists() or not any(out.iterdir()):
+def _check_output(out, overwrite: bool) -> None:
+    if not storage.listdir(out):
         return
     if not overwrite:
         raise CorollaError(f"Output folder {out} is not empty. Pass --overwrite to replace what is there, or choose another --out.")
-    for old in [out / MANIFEST, out / "labels.txt", *out.glob("*.tfrecord")]:
-        old.unlink(missing_ok=True)  # the manifest first, so an interrupted overwrite never looks complete
+    for old in [storage.join(out, MANIFEST), storage.join(out, "labels.txt"), *storage.glob(storage.join(out, "*.tfrecord"))]:
+        storage.remove(old)  # the manifest first, so an interrupted overwrite never looks complete
 
 
-def _jsonl(work: pathlib.Path, prefix: str) -> list[dict]:
-    return [json.loads(line) for path in sorted(work.glob(f"{prefix}*.jsonl")) for line in path.read_text().splitlines()]
+def _jsonl(work: str, prefix: str) -> list[dict]:
+    paths = storage.glob(storage.join(work, f"{prefix}*.jsonl"))
+    return [json.loads(line) for path in paths for line in storage.read_text(path).splitlines()]
 
 
-def _finish(work: pathlib.Path, out: pathlib.Path, source: Source, *, image_size, eval_fraction) -> Manifest:
+def _finish(work: str, out, source: Source, *, image_size, eval_fraction) -> Manifest:
     """Rename the committed temporary shards to their final names and count everything."""
     shards, skipped = _jsonl(work, "shards"), _jsonl(work, "skipped")
     splits = {}
@@ -108,7 +109,7 @@ def _finish(work: pathlib.Path, out: pathlib.Path, source: Source, *, image_size
         final = []
         for index, shard in enumerate(mine):
             name = f"{split}-{index:05d}-of-{len(mine):05d}.tfrecord"
-            os.replace(shard["file"], out / name)
+            storage.rename(shard["file"], storage.join(out, name))
             final.append(Shard(file=name, records=shard["records"]))
             for label, count in shard["per_class"].items():
                 per_class[source.classes[int(label)]] += count
