@@ -21,6 +21,8 @@ from corolla.errors import CorollaError
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="Built-in datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+data_app = typer.Typer(help="Look at prepared data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 console = Console()
 
 
@@ -31,7 +33,8 @@ def datasets_list():
 
     table = Table("name", "classes", "image size", "description")
     for dataset in list_datasets():
-        table.add_row(dataset.name, str(len(dataset.labels)), f"{dataset.image_size}×{dataset.image_size}×{dataset.channels}", dataset.description)
+        size = f"{dataset.image_size}×{dataset.image_size}×{dataset.channels}" if dataset.image_size else f"photos ({dataset.channels} ch)"
+        table.add_row(dataset.name, str(len(dataset.labels)), size, dataset.description)
     console.print(table)
 
 
@@ -46,6 +49,34 @@ def datasets_fetch(
     console.print(f"[green]✓[/] {name} is in {fetch_dataset(name, dest)}")
 
 
+@data_app.command("inspect")
+def data_inspect(
+    data_dir: pathlib.Path = typer.Argument(..., help="A folder written by `corolla prepare`."),
+    per_class: int = typer.Option(8, help="Sample images per class on the contact sheet."),
+    out: Optional[pathlib.Path] = typer.Option(None, help="Where to write the contact sheet PNG [default: DATA_DIR/contact_sheet.png]."),
+):
+    """Per-class counts, skipped files with reasons, duplicates, and a contact sheet of samples."""
+    from corolla.data.inspect import inspect
+
+    report = inspect(data_dir, per_class=per_class, out=out)
+    splits = list(report["counts"])
+    table = Table("class", *splits, title=f"{data_dir}: {len(report['classes'])} classes")
+    for name in report["classes"]:
+        table.add_row(name, *[f"{report['counts'][split][name]:,}" for split in splits])
+    table.add_row("[bold]total", *[f"[bold]{sum(report['counts'][split].values()):,}" for split in splits])
+    console.print(table)
+    if report["skipped"]:
+        skipped = Table("skipped file", "split", "reason", title=f"{len(report['skipped'])} skipped file(s)")
+        for entry in report["skipped"][:20]:
+            skipped.add_row(entry["source"], entry.get("split") or "–", entry["reason"])
+        console.print(skipped)
+        if len(report["skipped"]) > 20:
+            console.print(f"… and {len(report['skipped']) - 20} more in {data_dir / 'manifest.json'}")
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"{len(report['duplicates'])} group(s) of identical files. Contact sheet: {report['contact_sheet']}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def prepare(
     context: typer.Context,
@@ -56,6 +87,7 @@ def prepare(
     eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (seeded), when there is no --eval or official test set."),
     shards: Optional[int] = typer.Option(None, help="Shards per split [default: a new shard every ~100 MB]."),
     labels: Optional[pathlib.Path] = typer.Option(None, help="labels.txt fixing the class order (one label per line)."),
+    find_duplicates: bool = typer.Option(True, help="List files with identical bytes in the manifest (train/eval leaks flagged)."),
     seed: int = typer.Option(42, help="Seed of the train/eval split and shard order."),
     overwrite: bool = typer.Option(False, help="Replace what a previous prepare wrote in --out."),
     runner: str = typer.Option("DirectRunner", help="Apache Beam runner; other Beam options (e.g. --project=…) pass through."),
@@ -65,7 +97,7 @@ def prepare(
 
     manifest = run_prepare(
         source, out=out, eval_source=eval_source, image_size=image_size, eval_fraction=eval_fraction, shards=shards,
-        labels_file=str(labels) if labels else None, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
+        labels_file=str(labels) if labels else None, find_duplicates=find_duplicates, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
     )
     table = Table("split", "images", "shards", title=f"{out}: {manifest.num_classes} classes, {manifest.image_size}px, {manifest.channels} channel(s)")
     for name, split in manifest.splits.items():
@@ -105,30 +137,37 @@ def train(
 @app.command()
 def evaluate(
     run_dir: pathlib.Path = typer.Argument(..., help="A run folder written by `corolla train`."),
-    data: Optional[pathlib.Path] = typer.Option(None, help="Prepared data to evaluate on [default: the data the run trained on]."),
-    split: str = typer.Option("eval", help="Split to evaluate."),
+    data: Optional[pathlib.Path] = typer.Option(None, help="Prepared data (its --split), or a folder of class sub-folders / CSV of `path,label` (all of it). Default: the data the run trained on."),
+    split: str = typer.Option("eval", help="Split of prepared data to evaluate."),
 ):
-    """Accuracy and per-class accuracy of the best checkpoint → RUN_DIR/report/metrics.json."""
+    """Metrics, confusion matrix, calibration and worst mistakes → RUN_DIR/report/ (index.html, metrics.json, PNGs)."""
     from corolla.evaluate import evaluate as run_evaluate
+    from corolla.evaluate.report import print_summary
 
     metrics = run_evaluate(run_dir, data_dir=data, split=split)
-    table = Table("class", "accuracy", "images", title=f"accuracy {metrics['accuracy']:.2%} on {metrics['count']:,} images ({split})")
-    for name, row in metrics["per_class"].items():
-        table.add_row(name, "–" if row["accuracy"] is None else f"{row['accuracy']:.2%}", f"{row['count']:,}")
-    console.print(table)
-    console.print(f"Written to {run_dir / 'report' / 'metrics.json'}. Next: corolla export {run_dir}")
+    print_summary(metrics, console, report_dir=run_dir / "report")
+    console.print(f"Next: corolla export {run_dir}")
 
 
 @app.command()
 def export(
     run_dir: pathlib.Path = typer.Argument(..., help="A run folder written by `corolla train`."),
-    out: Optional[pathlib.Path] = typer.Option(None, help="Export base folder [default: RUN_DIR/export]; each export is a new version in it."),
+    out: Optional[pathlib.Path] = typer.Option(None, help="Export base folder (default: RUN_DIR/export); each export is a new version in it."),
+    formats: str = typer.Option("saved_model,onnx,litert", "--format", help="Comma-separated formats: saved_model, onnx, litert."),
+    quantize: str = typer.Option("none", help="Also write a quantized LiteRT file: none, float16, dynamic (int8 weights) or int8 (full integer, calibrated on the train split)."),
+    data: Optional[pathlib.Path] = typer.Option(None, help="Data for the parity check and int8 calibration (default: the data the run trained on)."),
+    parity_images: int = typer.Option(1000, help="Eval images every format is checked on against the Keras model."),
 ):
-    """Export a SavedModel taking encoded image bytes (TF Serving ready) as the next version."""
-    from corolla.export import export as run_export
+    """Export SavedModel (TF Serving ready), ONNX and LiteRT as the next version, each checked against Keras."""
+    from corolla.export import export as run_export, export_summary
 
-    path = run_export(run_dir, out=out)
-    console.print(f"[green]✓[/] SavedModel written to {path}\nNext: corolla serve {path.parent}")
+    path = run_export(run_dir, out=out, formats=formats, quantize=quantize, data_dir=data, parity_images=parity_images)
+    summary = export_summary(path)
+    table = Table("format", "file", "size", "max |Δp|", "top-1 agreement", title=f"{path}, each format checked against Keras on {summary['parity_images']:,} images")
+    for row in summary["formats"]:
+        table.add_row(row["format"], row["path"], f"{row['bytes'] / 1e3:,.0f} kB", f"{row['max_abs_diff']:.1e}", f"{row['top1_agreement']:.2%}")
+    console.print(table)
+    console.print(f"Next: corolla serve {path.parent}")
 
 
 @app.command()
@@ -146,20 +185,32 @@ def serve(
 
 @app.command()
 def predict(
-    images: List[pathlib.Path] = typer.Argument(..., help="Image files."),
-    model: Optional[pathlib.Path] = typer.Option(None, help="An export folder (or run folder) to predict with locally."),
+    images: List[pathlib.Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    model: Optional[pathlib.Path] = typer.Option(None, help="An export folder, or a run folder (its newest export, else its checkpoint), to predict with locally."),
     url: Optional[str] = typer.Option(None, help="A running `corolla serve`, e.g. http://127.0.0.1:8501."),
-    model_name: Optional[str] = typer.Option(None, help="Model name on the server [default: the one it serves]."),
+    model_name: Optional[str] = typer.Option(None, help="Model name on the server (default: the one it serves)."),
     top_k: int = typer.Option(3, help="Labels to show per image."),
+    output_format: str = typer.Option("table", "--format", help="Output: table, json or csv (json and csv go to stdout alone, for scripts)."),
 ):
-    """Top-k labels for images, from a local export (--model) or a server (--url)."""
-    from corolla.predict import predict as run_predict
+    """Top-k labels for images, from a local model (--model) or a server (--url); unreadable files are reported, not fatal."""
+    from corolla.predict import OUTPUT_FORMATS, format_results, predict as run_predict
 
-    results = run_predict(images, model=model, url=url, model_name=model_name, top_k=top_k)
-    table = Table("image", *[f"#{i + 1}" for i in range(len(results[0]["top"]))])
-    for result in results:
-        table.add_row(result["image"], *[f"{entry['label']} {entry['probability']:.1%}" for entry in result["top"]])
-    console.print(table)
+    if output_format not in OUTPUT_FORMATS:
+        raise CorollaError(f"Unknown output format '{output_format}'. Expected one of: {', '.join(OUTPUT_FORMATS)}. Received: --format {output_format}")
+    results = run_predict(images, model=model, url=url, model_name=model_name, top_k=top_k, verbose=True)
+    if output_format != "table":
+        print(format_results(results, output_format), end="" if output_format == "csv" else "\n")
+    else:
+        table = Table()
+        table.add_column("image", overflow="fold")
+        for rank in range(1, top_k + 1):
+            table.add_column(f"#{rank}")
+        for result in results:
+            cells = [f"{entry['label']} {entry['probability']:.1%}" for entry in result["top"]] if "top" in result else [f"[red]{result['error']}[/]"]
+            table.add_row(result["image"], *cells)
+        console.print(table)
+    if any("error" in result for result in results):
+        sys.exit(1)
 
 
 @app.command()

@@ -1,6 +1,8 @@
 """`corolla demo` (= `make demo`): the whole chain on Fashion-MNIST, in a few minutes on a laptop CPU.
 
-fetch → prepare → train → evaluate → export, then prints the command that serves the result.
+fetch → prepare → train → evaluate (report) → export (SavedModel, ONNX, LiteRT, each checked
+against Keras), then prints the report path, the formats with their parity figures, and the
+command that serves the result.
 
 Example:
     summary = demo(workdir="demo-run")
@@ -21,11 +23,12 @@ DEMO_DATASET = "fashion-mnist"
 def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8) -> dict:
     """Run the chain into `workdir`; prepared data is reused if a previous demo left it there."""
     from rich.console import Console
+    from rich.table import Table
 
     from corolla.data.datasets import fetch_dataset
     from corolla.data.prepare import prepare
     from corolla.evaluate import evaluate
-    from corolla.export import export
+    from corolla.export import export, export_summary
     from corolla.train import train
 
     console = Console(stderr=True)
@@ -47,11 +50,29 @@ def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epo
     else:
         step("prepare", lambda: prepare(DEMO_DATASET, out=data_dir, overwrite=True))
     step("train", lambda: train(data_dir, model=model, out=run_dir, epochs=epochs, overwrite=True))
-    metrics = step("evaluate", lambda: evaluate(run_dir))
-    export_path = step("export", lambda: export(run_dir))
+    metrics = step("evaluate", lambda: evaluate(run_dir, verbose=False))
+    export_path = step("export", lambda: export(run_dir, verbose=False))
     total = time.perf_counter() - started
+    summary = export_summary(export_path)
+    report = run_dir / "report" / "index.html"
     console.rule("[bold]done")
-    console.print(f"Eval accuracy: [bold]{metrics['accuracy']:.2%}[/] on {metrics['count']:,} test images; total {total:.0f} s")
-    console.print(f"Model exported to {export_path}")
+    console.print(f"Eval accuracy [bold]{metrics['accuracy']:.2%}[/] on {metrics['count']:,} test images (ECE {metrics['calibration']['ece']:.3f}); total {total:.0f} s")
+    console.print(f"Report: [bold]{report}[/]")
+    table = Table("format", "file", "size", "max |Δp|", "top-1 agreement", title=f"{export_path}: each format vs Keras on {summary['parity_images']:,} test images")
+    for row in summary["formats"]:
+        table.add_row(row["format"], row["path"], f"{row['bytes'] / 1e3:,.0f} kB", f"{row['max_abs_diff']:.1e}", f"{row['top1_agreement']:.2%}")
+    console.print(table)
     console.print(f"Next: [bold]corolla serve {run_dir / 'export'}[/]   then   corolla predict IMAGE --url http://127.0.0.1:8501")
-    return {"accuracy": metrics["accuracy"], "seconds": total, "timings": timings, "export": str(export_path)}
+    return {
+        "accuracy": metrics["accuracy"],
+        "seconds": total,
+        "timings": timings,
+        "report": str(report),
+        "export": str(export_path),
+        "formats": summary["formats"],
+    }
+
+
+from corolla._api import make_callable  # noqa: E402
+
+make_callable(__name__, demo)  # `corolla.demo(...)` even once the module is imported

@@ -1,20 +1,33 @@
-"""`corolla predict`: top-k labels for image files, from a local export or a running server.
+"""`corolla predict`: top-k labels for image files and folders, from a local model or a running server.
+
+`model` is an export folder (newest version), one version of it, or a run folder (its newest
+export, else its best Keras checkpoint). Files that cannot be read are reported one by one,
+and the rest are still predicted.
 
 Example:
-    results = predict(["shoe.png"], model="runs/fm/export")
+    results = predict(["shoe.png", "photos/"], model="runs/fm")
     results = predict(["shoe.png"], url="http://127.0.0.1:8501")
     results[0]["top"][0]            # {"label": "Sneaker", "probability": 0.97}
+    results[1].get("error")         # e.g. "not an image (unrecognised content)"
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import csv
+import io
+import json
 import os
 import pathlib
+import re
 
 import numpy as np
 
+from corolla.config import CONFIG
 from corolla.errors import CorollaError
+
+OUTPUT_FORMATS = ("table", "json", "csv")
 
 
 def predict(
@@ -24,58 +37,162 @@ def predict(
     url: str | None = None,
     model_name: str | None = None,
     top_k: int = 5,
+    batch_size: int = 32,
     timeout: float = 60.0,
+    verbose: bool = False,
 ) -> list[dict]:
-    """Predict each image with `model` (an export or run folder) or the server at `url`."""
+    """One result per image file (folders are searched recursively), in order.
+
+    Each result is {"image": path, "top": [{"label", "probability"}, ...]} or, for a file that
+    could not be read or decoded, {"image": path, "error": reason}.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from corolla.data.images import InvalidImage, inspect_image
+
     if (model is None) == (url is None):
-        raise CorollaError(f"Give exactly one of --model (an export folder) or --url (a server). Received: model={model!r}, url={url!r}")
-    paths = [pathlib.Path(image) for image in images]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise CorollaError(f"Image file not found: {', '.join(missing)}")
-    data = [path.read_bytes() for path in paths]
-    if model is not None:
-        probabilities, labels = _predict_local(model, data, [str(path) for path in paths])
-    else:
-        probabilities, labels = _predict_remote(url, model_name, data, [str(path) for path in paths], timeout)
+        raise CorollaError(f"Give exactly one of --model (an export or run folder) or --url (a server). Received: model={model!r}, url={url!r}")
+    paths, has_folder = _expand(images)
     results = []
-    for path, row in zip(paths, probabilities):
-        order = np.argsort(-row)[: max(1, top_k)]
-        results.append({"image": str(path), "top": [{"label": labels[i], "probability": float(row[i])} for i in order]})
-    return results
+    with _predictor(model, url, model_name, timeout) as (run, labels), Progress(console=Console(stderr=True), transient=True, disable=not (verbose and has_folder)) as progress:
+        task = progress.add_task("Predicting", total=len(paths))
+        for start in range(0, len(paths), batch_size):
+            batch = []
+            for path in paths[start : start + batch_size]:
+                try:
+                    data = path.read_bytes()
+                    inspect_image(data)
+                    batch.append((path, data))
+                except (OSError, InvalidImage) as error:
+                    results.append({"image": str(path), "error": _reason(error)})
+            results.extend(_predict_batch(run, labels, batch, top_k))
+            progress.advance(task, len(paths[start : start + batch_size]))
+    order = {str(path): index for index, path in enumerate(paths)}
+    return sorted(results, key=lambda result: order[result["image"]])
 
 
-def _predict_local(model, data, keys):
-    from corolla.serve.runtime import ExportedModel
+def format_results(results: list[dict], output_format: str) -> str:
+    """`json` (the list as is) or `csv` (one row per image and rank; errors in their own column)."""
+    if output_format == "json":
+        return json.dumps(results, indent=2, ensure_ascii=False)
+    if output_format != "csv":
+        raise CorollaError(f"Unknown output format '{output_format}'. Expected one of: {', '.join(OUTPUT_FORMATS)}. Received: format={output_format!r}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "rank", "label", "probability", "error"])
+    for result in results:
+        if "error" in result:
+            writer.writerow([result["image"], "", "", "", result["error"]])
+        for rank, entry in enumerate(result.get("top", []), start=1):
+            writer.writerow([result["image"], rank, entry["label"], f"{entry['probability']:.6f}", ""])
+    return buffer.getvalue()
 
-    exported = ExportedModel.load(model)
+
+def _expand(images) -> tuple[list[pathlib.Path], bool]:
+    paths, has_folder = [], False
+    for image in map(pathlib.Path, images):
+        if image.is_dir():
+            has_folder = True
+            paths.extend(sorted(path for path in image.rglob("*") if path.is_file() and not any(part.startswith(".") for part in path.relative_to(image).parts)))
+        else:
+            paths.append(image)  # a missing file is reported by predict, with the others
+    if not any(path.is_file() for path in paths):
+        raise CorollaError(f"Image file not found: no file to predict in {', '.join(map(str, images))}. Received: images={[str(image) for image in images]}")
+    return list(dict.fromkeys(paths)), has_folder
+
+
+def _predict_batch(run, labels, batch, top_k) -> list[dict]:
+    """Predict the batch at once; if an image in it cannot be decoded, go one by one to name it."""
+    if not batch:
+        return []
     try:
-        outputs = exported.predict(data, keys)
+        probabilities = run([data for _, data in batch])
     except ValueError as error:
-        raise CorollaError(str(error)) from None
-    return outputs["probabilities"], exported.labels
+        if len(batch) == 1:
+            return [{"image": str(batch[0][0]), "error": re.sub(r"^(image 0 |instances\[0\]\.image_bytes: )", "", str(error))}]
+        return [result for item in batch for result in _predict_batch(run, labels, [item], top_k)]
+    return [_top(path, row, labels, top_k) for (path, _), row in zip(batch, probabilities)]
 
 
-def _predict_remote(url, model_name, data, keys, timeout):
+def _top(path, row, labels, top_k) -> dict:
+    order = np.argsort(-row)[: max(1, top_k)]
+    return {"image": str(path), "top": [{"label": labels[i], "probability": float(row[i])} for i in order]}
+
+
+def _reason(error: Exception) -> str:
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+
+
+@contextlib.contextmanager
+def _predictor(model, url, model_name, timeout):
+    """Yields (run(list of encoded images) → probabilities [n, classes], labels); run raises ValueError for undecodable images."""
+    if model is not None:
+        yield _local(pathlib.Path(model))
+        return
     import httpx
 
-    url = url.rstrip("/")
+    with httpx.Client(timeout=timeout) as client:
+        yield _remote(client, url.rstrip("/"), model_name)
+
+
+def _local(path: pathlib.Path):
+    from corolla.serve.runtime import ExportedModel, find_version
+
+    if (path / CONFIG).is_file():
+        try:
+            find_version(path)
+        except CorollaError:
+            return _keras(path)  # a run folder not exported yet
+    exported = ExportedModel.load(path)
+    return (lambda data: exported.predict(data)["probabilities"]), exported.labels
+
+
+def _keras(run_dir: pathlib.Path):
+    import tensorflow as tf
+
+    from corolla.data.pipeline import decode_and_resize
+    from corolla.run import Run
+
+    run = Run(run_dir)
+    model = run.load_model()
+
+    def run_model(data: list[bytes]) -> np.ndarray:
+        pixels = []
+        for index, item in enumerate(data):
+            try:
+                pixels.append(decode_and_resize(tf.constant(item), image_size=run.config.image_size, channels=run.config.channels))
+            except tf.errors.InvalidArgumentError as error:
+                raise ValueError(f"image {index} cannot be decoded ({error.message.strip().splitlines()[0]})") from None
+        return model.predict_on_batch(tf.stack(pixels))
+
+    return run_model, run.config.classes
+
+
+def _remote(client, url: str, model_name: str | None):
+    import httpx
+
     try:
-        with httpx.Client(timeout=timeout) as client:
-            served = _get(client, f"{url}/v1/models")["models"]
-            chosen = next((entry for entry in served if model_name in (None, entry["name"])), None)
-            if chosen is None:
-                names = ", ".join(entry["name"] for entry in served)
-                raise CorollaError(f"The server at {url} does not serve '{model_name}'. It serves: {names}.")
-            model_name, labels = chosen["name"], chosen["labels"]
-            instances = [{"image_bytes": {"b64": base64.b64encode(item).decode()}, "key": key} for item, key in zip(data, keys)]
-            response = client.post(f"{url}/v1/models/{model_name}:predict", json={"instances": instances})
+        served = _get(client, f"{url}/v1/models")["models"]
     except httpx.HTTPError as error:
         raise CorollaError(f"Cannot reach the server at {url} ({error}). Start one with `corolla serve RUN_DIR/export`.") from None
-    if response.status_code != 200:
-        raise CorollaError(f"The server answered {response.status_code}: {_error_text(response)}")
-    predictions = response.json()["predictions"]
-    return np.array([row["probabilities"] for row in predictions]), labels
+    chosen = next((entry for entry in served if model_name in (None, entry["name"])), None)
+    if chosen is None:
+        raise CorollaError(f"The server at {url} does not serve '{model_name}'. It serves: {', '.join(entry['name'] for entry in served)}.")
+
+    def run_model(data: list[bytes]) -> np.ndarray:
+        instances = [{"image_bytes": {"b64": base64.b64encode(item).decode()}} for item in data]
+        try:
+            response = client.post(f"{url}/v1/models/{chosen['name']}:predict", json={"instances": instances})
+        except httpx.HTTPError as error:
+            raise CorollaError(f"Cannot reach the server at {url} ({error}). Is `corolla serve` still running?") from None
+        if response.status_code == 400 and re.search(r"cannot be decoded|\.image_bytes: ", _error_text(response)):
+            raise ValueError(_error_text(response))  # one bad image; the caller finds which
+        if response.status_code != 200:
+            raise CorollaError(f"The server answered {response.status_code}: {_error_text(response)}")
+        return np.array([row["probabilities"] for row in response.json()["predictions"]])
+
+    return run_model, chosen["labels"]
 
 
 def _get(client, url: str) -> dict:
@@ -90,3 +207,8 @@ def _error_text(response) -> str:
         return response.json().get("error", response.text)
     except ValueError:
         return response.text
+
+
+from corolla._api import make_callable  # noqa: E402
+
+make_callable(__name__, predict)  # `corolla.predict(...)` even once the module is imported

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -37,4 +38,20 @@ def test_bad_input_is_one_clear_line(args, message):
 def test_unknown_model_lists_the_available_ones(prepared, tmp_path):
     result = corolla("train", str(prepared), "--model", "nope", "--out", str(tmp_path / "run"))
     assert result.returncode == 1
-    assert "Unknown model 'nope'. Available: convnet, dense" in " ".join(result.stderr.split())
+    message = " ".join(result.stderr.split())
+    assert "Unknown model 'nope'. Available: " in message and "convnet, dense" in message
+
+
+def test_data_inspect_shows_counts_skipped_files_and_writes_a_contact_sheet(prepared, tmp_path):
+    from PIL import Image
+
+    sheet = tmp_path / "sheet.png"
+    result = corolla("data", "inspect", str(prepared), "--per-class", "4", "--out", str(sheet))
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "3 skipped file(s)" in text and "red/truncated.jpg" in text and "empty file" in text
+    assert "blue" in text and "total" in text
+    with Image.open(sheet) as image:
+        assert image.size == (140 + 4 * 96, 3 * 96)  # label column + 4 samples, one row per class
+        row = np.asarray(image.convert("RGB"))[96 * 2 : 96 * 3, 140:]  # the 'red' row is mostly red
+        assert row[..., 0].mean() > row[..., 2].mean() + 30

@@ -1,0 +1,174 @@
+"""Run a trained model over labelled images: a prepared split, or a folder / CSV never prepared.
+
+Unprepared images go through the same steps as in `corolla prepare` (validated and
+normalised by `corolla.data.images.prepare_image`, shrunk to the stored size) and then
+`corolla.data.pipeline.decode_and_resize`, so they reach the model exactly as training
+images did. The worst mistakes (highest loss) are kept as thumbnails for the report.
+
+Example:
+    predictions = collect_predictions(Run("runs/fm"), "photos/")
+    predictions.probabilities.shape, predictions.mistakes[0].key
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import io
+import math
+import os
+import pathlib
+import random
+
+import numpy as np
+
+from corolla.data.manifest import MANIFEST, Manifest
+from corolla.errors import CorollaError
+
+THUMBNAIL = 128  # px, longer side
+
+
+@dataclasses.dataclass(order=True)
+class Mistake:
+    loss: float
+    key: str = dataclasses.field(compare=False)
+    truth: int = dataclasses.field(compare=False)
+    predicted: int = dataclasses.field(compare=False)
+    confidence: float = dataclasses.field(compare=False)  # probability of the predicted class
+    thumbnail: bytes = dataclasses.field(compare=False, repr=False)  # PNG
+
+
+@dataclasses.dataclass
+class Predictions:
+    truth: np.ndarray
+    probabilities: np.ndarray
+    mistakes: list[Mistake]  # worst first
+    split: str
+    skipped: list[dict[str, str]]
+
+
+@dataclasses.dataclass
+class LabelledImages:
+    dataset: object  # tf.data.Dataset of (encoded bytes, int32 label, key string)
+    count: int
+    split: str  # the split used, or "all" for a folder / CSV given for evaluation
+    skipped: list[dict[str, str]]
+
+
+def labelled_images(data: str | os.PathLike, config, *, split: str = "eval", own_data: bool = False, limit: int | None = None, seed: int = 0, verbose: bool = False) -> LabelledImages:
+    """Encoded images with labels in the run's class order, from prepared data, a folder or a CSV.
+
+    A folder or CSV is used whole, unless it is the data the run trained on (`own_data`):
+    then its `split` is taken as training took it. `limit` keeps a seeded sample.
+    """
+    import tensorflow as tf
+
+    from corolla.data import records
+
+    if (pathlib.Path(data) / MANIFEST).is_file():
+        manifest = Manifest.load(data)
+        if manifest.classes != config.classes:
+            raise CorollaError(f"The classes of {data} differ from the ones the run was trained on. Expected: {config.classes}. Received: {manifest.classes}")
+        count = manifest.count(split)
+        dataset = tf.data.TFRecordDataset(manifest.shard_paths(split)).map(records.parse_example)
+        if limit is not None and limit < count:
+            dataset, count = dataset.shuffle(min(count, 4 * limit), seed=seed).take(limit), limit
+        dataset = dataset.map(lambda features: (features[records.IMAGE], tf.cast(features[records.LABEL], tf.int32), features[records.KEY]))
+        return LabelledImages(dataset, count, split, [])
+    return _unprepared(str(data), config, split=split if own_data else None, limit=limit, seed=seed, verbose=verbose)
+
+
+def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", batch_size: int = 256, mistakes: int = 24, verbose: bool = True) -> Predictions:
+    """Predict every image of `data` (see `labelled_images`), keeping the worst mistakes."""
+    from rich.progress import Progress
+
+    from corolla.data.pipeline import AUTOTUNE, decode_and_resize
+
+    config = run.config
+    images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve(), verbose=verbose)
+    dataset = images.dataset.map(
+        lambda encoded, label, key: (decode_and_resize(encoded, image_size=config.image_size, channels=config.channels), label, key),
+        num_parallel_calls=AUTOTUNE,
+    )
+    model = run.load_model()
+    truths, probabilities, worst = [], [], []
+    with Progress(transient=True, disable=not verbose) as progress:
+        task = progress.add_task(f"Evaluating {images.count:,} images", total=images.count)
+        for pixels, labels, keys in dataset.batch(batch_size).prefetch(AUTOTUNE):
+            scores = np.asarray(model.predict_on_batch(pixels), dtype=np.float64)
+            labels = labels.numpy()
+            truths.append(labels)
+            probabilities.append(scores)
+            _keep_worst(worst, mistakes, pixels.numpy(), labels, scores, keys.numpy())
+            progress.advance(task, len(labels))
+    if not truths:
+        raise CorollaError(f"No images to evaluate in {data} (split '{images.split}'). Received: data={str(data)!r}, split={split!r}")
+    return Predictions(np.concatenate(truths), np.concatenate(probabilities), sorted(worst, reverse=True), images.split, images.skipped)
+
+
+def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed: int, verbose: bool) -> LabelledImages:
+    """A folder or CSV, each file validated as `prepare` does (unusable ones skipped with their reason).
+
+    A run trained on prepared data saw `prepare`'s normalised images, so these are normalised
+    the same way; a run trained straight from a folder saw the files as they are.
+    """
+    import tensorflow as tf
+    from rich.progress import track
+
+    from corolla.data.images import InvalidImage, prepare_image
+    from corolla.data.prepare import CROP_MARGIN
+    from corolla.data.sources import resolve_source, split_items
+
+    if not pathlib.Path(spec).expanduser().exists():
+        raise CorollaError(f"Cannot use {spec!r}: it does not exist. Expected prepared data, a folder of class sub-folders or a CSV. Received: data={spec!r}")
+    source = resolve_source(spec)
+    index = {name: i for i, name in enumerate(config.classes)}
+    unknown = sorted(set(source.classes) - set(index))
+    if unknown:
+        raise CorollaError(f"{spec} has classes the run was not trained on: {', '.join(unknown)}. Expected a subset of: {', '.join(config.classes)}.")
+    items = source.items
+    if split is not None:  # the run's own raw folder: the split training used (split_items' defaults, as in training)
+        items = [item for item in split_items(items) if item.split == split]
+    if limit is not None and limit < len(items):
+        items = random.Random(seed).sample(items, limit)
+    max_side = math.ceil(config.image_size * CROP_MARGIN)
+    trained_on = pathlib.Path(config.data_dir)
+    normalise = not (trained_on.exists() and not (trained_on / MANIFEST).is_file())
+    encoded, labels, keys, skipped = [], [], [], list(source.skipped)
+    for item in track(items, description="Reading images", disable=not verbose, transient=True):
+        try:
+            with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
+                data = file.read()
+            prepared = prepare_image(data, channels=config.channels, max_side=max_side)
+            encoded.append(prepared.encoded if normalise else data)
+        except (InvalidImage, OSError, tf.errors.OpError) as error:
+            skipped.append({"source": item.key, "reason": str(error)})
+            continue
+        labels.append(index[source.classes[item.label]])
+        keys.append(item.key)
+    if not encoded:
+        reasons = "; ".join(f"{row['source']}: {row['reason']}" for row in skipped[:3])
+        raise CorollaError(f"{spec} has no usable image ({len(skipped)} skipped, e.g. {reasons or 'no files found'}).")
+    dataset = tf.data.Dataset.from_tensor_slices((encoded, tf.constant(labels, tf.int32), keys))
+    return LabelledImages(dataset, len(encoded), split or "all", skipped)
+
+
+def _keep_worst(heap: list[Mistake], size: int, images, labels, scores, keys) -> None:
+    """Push this batch's misclassified images onto a min-heap of the `size` highest losses."""
+    predicted = scores.argmax(axis=-1)
+    for i in np.flatnonzero(predicted != labels):
+        loss = -math.log(max(scores[i, labels[i]], 1e-12))
+        if len(heap) < size or loss > heap[0].loss:
+            mistake = Mistake(loss, keys[i].decode("utf-8", "replace"), int(labels[i]), int(predicted[i]), float(scores[i, predicted[i]]), _thumbnail(images[i]))
+            (heapq.heappush if len(heap) < size else heapq.heapreplace)(heap, mistake)
+
+
+def _thumbnail(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
