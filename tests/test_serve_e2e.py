@@ -31,7 +31,7 @@ def server(exported):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # TensorFlow start-up on a loaded 2-core machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"corolla serve exited early:\n{process.stdout.read()}")
@@ -42,7 +42,7 @@ def server(exported):
             time.sleep(0.3)
     else:
         process.kill()
-        pytest.fail("corolla serve did not answer within 60 s")
+        pytest.fail("corolla serve did not answer within 120 s")
     yield url
     process.terminate()
     process.wait(timeout=20)

@@ -98,7 +98,7 @@ def prepare_image(
     out_format = "jpeg" if source_format == "jpeg" else "png"
     buffer = io.BytesIO()
     if out_format == "jpeg":
-        image.save(buffer, format="JPEG", quality=95)
+        image.save(buffer, format="JPEG", quality=90)
     else:
         image.save(buffer, format="PNG", optimize=False)
     return PreparedImage(buffer.getvalue(), out_format, image.width, image.height)

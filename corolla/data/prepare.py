@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 
@@ -21,7 +20,6 @@ from corolla.errors import CorollaError
 
 TARGET_SHARD_BYTES = 100 * 2**20  # the seeds' advice: 10s–100s of MB per shard
 DEFAULT_IMAGE_SIZE = 224
-CROP_MARGIN = 8 / 7  # store 256 px for 224 px training, room for random crops (the ImageNet convention)
 _WORK = "_prepare_work"
 
 
@@ -44,8 +42,8 @@ def prepare(
     """Prepare `source` (folder, CSV or built-in dataset name) into `out`; returns the manifest.
 
     `image_size` is the training input size recorded in the manifest; images are stored with
-    their shorter side shrunk to `image_size × 8/7` (never enlarged) to leave room for random
-    crops. Files with identical bytes are listed in the manifest's `duplicates`
+    their shorter side shrunk to it (never enlarged), keeping the aspect ratio, so random crops
+    still have the whole picture and decoding costs a fraction of the original. Files with identical bytes are listed in the manifest's `duplicates`
     (`find_duplicates`), those across train and eval flagged as leaks. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
     (a built-in dataset keeps its official test set). `beam_args` pass straight to Beam, e.g.
     ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
@@ -76,7 +74,7 @@ def prepare(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
-            items, resolved, work=work, max_side=math.ceil(image_size * CROP_MARGIN),
+            items, resolved, work=work, max_side=image_size,
             target_shard_bytes=target_shard_bytes, shards=shards, find_duplicates=find_duplicates, beam_args=beam_args,
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
