@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import uuid
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -116,6 +117,22 @@ class _EncodeAndWrite(beam.DoFn):
                 yield WindowedValue(json.dumps(shard), GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
+def _options(beam_args: list[str], *, image_files: bool) -> PipelineOptions:
+    """The user's Beam options; on the DirectRunner, by default one thread per core for image files.
+
+    Threads, not processes: Pillow and TensorFlow release the GIL while decoding and encoding
+    photos, which measured 1.5x the single worker on 2 cores while processes measured 0.7x. Tiny
+    in-memory images (the built-in arrays) are Python-bound: threads made them 1.6x slower, so
+    they stay on one worker (benchmarks/RESULTS.md).
+    """
+    options = PipelineOptions(beam_args)
+    direct = options.view_as(DirectOptions)
+    if image_files and not any(arg.startswith(("--direct_num_workers", "--direct_running_mode")) for arg in beam_args):
+        direct.direct_num_workers = os.cpu_count() or 1
+        direct.direct_running_mode = "multi_threading"
+    return options
+
+
 def run_pipeline(
     items: list[SourceItem], source: Source, *, work, max_side, target_shard_bytes, shards, find_duplicates, beam_args
 ) -> None:
@@ -129,7 +146,9 @@ def run_pipeline(
     with storage.open_file(listing, "w") as file:
         for start in range(0, len(items), CHUNK):
             file.write(json.dumps([dataclasses.asdict(item) for item in items[start : start + CHUNK]]) + "\n")
-    with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
+    # --shards N is exact only on one worker (each parallel bundle would write its own N files).
+    image_files = shards is None and not all(item.path.startswith(BUILTIN) for item in items)
+    with beam.Pipeline(options=_options(beam_args or [], image_files=image_files)) as pipeline:
         encoded = (
             pipeline
             | "List images" >> beam.io.ReadFromText(listing)

@@ -79,14 +79,16 @@ def load(
     if cache is None:
         cache = count * stored_pixels * channels <= CACHE_LIMIT_BYTES
 
-    dataset = _decoded(manifest, split, shuffle=shuffle, seed=seed)
+    # Without the cache, shuffle the compressed records before decoding: the buffer then holds
+    # ~30 kB JPEGs, not decoded images, and memory stays flat whatever the dataset size.
+    dataset = _decoded(manifest, split, shuffle=shuffle, shuffle_records=shuffle and not cache, seed=seed)
     finish = augmentation.per_image(augment, image_size=size)
     if augment != "standard":  # deterministic resize: cache its result
         dataset = dataset.map(lambda image, label: (finish(image), label), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     if cache:
         dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(min(count, 10_000), seed=seed, reshuffle_each_iteration=True)
+        if shuffle:
+            dataset = dataset.shuffle(min(count, 10_000), seed=seed, reshuffle_each_iteration=True)
     if augment == "standard":
         dataset = dataset.map(lambda image, label: (finish(image), label), num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
     dataset = dataset.batch(batch_size)
@@ -100,7 +102,7 @@ def load(
     return dataset.prefetch(AUTOTUNE)
 
 
-def _decoded(manifest: Manifest, split: str, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+def _decoded(manifest: Manifest, split: str, *, shuffle: bool, shuffle_records: bool, seed: int) -> tf.data.Dataset:
     """(uint8 image of its stored size, int32 label) pairs, from shards or straight from files."""
     channels = manifest.channels
     if manifest.files is not None:
@@ -121,6 +123,8 @@ def _decoded(manifest: Manifest, split: str, *, shuffle: bool, seed: int) -> tf.
     if shuffle:
         files = files.shuffle(len(manifest.shard_paths(split)), seed=seed)
     dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=AUTOTUNE, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    if shuffle_records:
+        dataset = dataset.shuffle(min(manifest.count(split), 10_000), seed=seed, reshuffle_each_iteration=True)
 
     def parse(serialized):
         features = records.parse_example(serialized)
