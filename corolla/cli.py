@@ -17,12 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from corolla.errors import CorollaError
+from corolla.models.cli import models_app
 
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="Built-in datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 data_app = typer.Typer(help="Look at prepared data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
 console = Console()
 
 

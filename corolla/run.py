@@ -32,11 +32,11 @@ class Run:
 
     def load_model(self):
         """The best checkpoint, loaded with Keras safe mode on (no arbitrary code from the file)."""
-        import keras
+        from corolla.models.saving import load_model_file
 
         if not self.best_checkpoint.is_file():
             raise CorollaError(
                 f"{self.dir} has no checkpoint at {self.best_checkpoint}: training did not finish an epoch. "
                 f"Run `corolla train {self.config.data_dir} --out {self.dir} --overwrite`."
             )
-        return keras.saving.load_model(self.best_checkpoint, safe_mode=True)
+        return load_model_file(self.best_checkpoint)

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from corolla.data.pipeline import decode_and_resize
+
 from corolla.errors import CorollaError
 from corolla.export import check_parity, export
 from corolla.export.parity import sample_split
@@ -54,7 +56,7 @@ def test_saved_model_signatures_on_base64_decoded_images(exported, keras_predict
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
     assert [label.decode() for label in outputs["labels"].numpy()] == [["blue", "green", "red"][i] for i in expected.argmax(-1)]
     assert [key.decode() for key in outputs["key"].numpy()] == ["k0", "k1", "k2"]
-    pixels = np.stack([tf.image.resize(tf.io.decode_image(data, channels=3, expand_animations=False), [32, 32], antialias=True).numpy() for data in images])
+    pixels = np.stack([decode_and_resize(tf.constant(data), image_size=32, channels=3).numpy() for data in images])
     np.testing.assert_allclose(signatures["pixels"](pixels=tf.constant(pixels))["probabilities"].numpy(), expected, atol=1e-5)
     as_uint8 = signatures["pixels_uint8"](pixels=tf.constant(np.round(pixels).astype(np.uint8)))
     assert list(as_uint8["classes"].numpy()) == list(expected.argmax(-1))

@@ -116,7 +116,6 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
     from rich.progress import track
 
     from corolla.data.images import InvalidImage, prepare_image
-    from corolla.data.prepare import CROP_MARGIN
     from corolla.data.sources import resolve_source, split_items
 
     if not pathlib.Path(spec).expanduser().exists():
@@ -131,7 +130,7 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
         items = [item for item in split_items(items) if item.split == split]
     if limit is not None and limit < len(items):
         items = random.Random(seed).sample(items, limit)
-    max_side = math.ceil(config.image_size * CROP_MARGIN)
+    max_side = config.image_size  # what prepare stores
     trained_on = pathlib.Path(config.data_dir)
     normalise = not (trained_on.exists() and not (trained_on / MANIFEST).is_file())
     encoded, labels, keys, skipped = [], [], [], list(source.skipped)

@@ -57,7 +57,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         "input": {
             "image_bytes": "encoded JPEG, PNG, GIF (first frame) or BMP (SavedModel serving_default only)",
             "pixels": {"shape": [None, size, size, channels], "dtype": "float32", "range": [0, 255]},
-            "preprocessing": f"decode to {channels} channel(s), then bilinear antialiased resize to {size}x{size} "
+            "preprocessing": f"decode to {channels} channel(s), then bilinear resize (antialiased when shrinking more than 2x) to {size}x{size} "
             "(aspect ratio not kept); scaling to the network's range happens inside the model",
         },
         "output": {"probabilities": f"float32 [batch, {len(config.classes)}], in the order of labels.txt"},

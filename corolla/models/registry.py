@@ -1,15 +1,22 @@
-"""name → model builder, one lookup for every kind of model.
+"""name → model builder, one lookup for every kind of model, the user's own file included.
+
+Every model takes raw 0–255 pixels of `input_shape` (H, W, C with C = 1 or 3), scales them itself
+and returns class probabilities, so training, evaluation and every export feed raw pixels.
 
 Example:
-    @register_model("convnet", description="The seeds' Sequential convnet")
+    @register_model("convnet", description="The seeds' Sequential convnet", input_size=28, channels=1)
     def convnet(input_shape, num_classes): ...
 
     model = build_model("convnet", input_shape=(28, 28, 1), num_classes=10)
+    model = build_model("efficientnet_lite0", input_shape=(224, 224, 3), num_classes=5, weights="imagenet")
+    model = build_model("my_models.py:build", input_shape=(32, 32, 3), num_classes=10)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import numbers
 from typing import Callable
 
 from corolla.errors import CorollaError
@@ -20,29 +27,82 @@ class ModelSpec:
     name: str
     builder: Callable
     description: str
+    input_size: int = 224  # the size it was designed (or pretrained) for
+    channels: int = 3
+    pretrained: bool = False
+    min_size: int = 32  # smallest height/width it can take
+
+    @property
+    def options(self) -> list[str]:
+        """Keyword options of the builder beyond input_shape and num_classes (e.g. weights, dropout)."""
+        return [name for name in inspect.signature(self.builder).parameters if name not in ("input_shape", "num_classes")]
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, description: str) -> Callable:
+def register_model(name: str, *, description: str, input_size: int = 224, channels: int = 3, pretrained: bool = False, min_size: int = 32) -> Callable:
+    """Decorator registering `builder(input_shape, num_classes, **options)` under `name`."""
+
     def decorate(builder: Callable) -> Callable:
-        _REGISTRY[name] = ModelSpec(name, builder, description)
+        _REGISTRY[name] = ModelSpec(name, builder, description, input_size, channels, pretrained, min_size)
         return builder
 
     return decorate
 
 
 def list_models() -> list[ModelSpec]:
+    _load_builtins()
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
 def get_model(name: str) -> ModelSpec:
-    if name not in _REGISTRY:
-        raise CorollaError(f"Unknown model '{name}'. Available: {', '.join(sorted(_REGISTRY))}. Received: model={name!r}")
-    return _REGISTRY[name]
+    """The spec of a registered model, or of a user file `path/to/file.py:function`."""
+    _load_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ".py:" in name or name.endswith(".py"):
+        from corolla.models.custom import user_model_spec
+
+        return user_model_spec(name)
+    raise CorollaError(
+        f"Unknown model '{name}'. Available: {', '.join(sorted(_REGISTRY))}, or your own file as path/to/file.py:build. "
+        f"Received: model={name!r}"
+    )
 
 
-def build_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int):
-    """A Keras model taking raw 0–255 pixels of `input_shape` and returning class probabilities."""
-    return get_model(name).builder(input_shape=tuple(input_shape), num_classes=num_classes)
+def build_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int, **options):
+    """A Keras model taking raw 0–255 pixels of `input_shape` and returning class probabilities.
+
+    `options` go to the builder (see `get_model(name).options`), e.g. `weights="imagenet"`.
+    """
+    spec = get_model(name)
+    input_shape = _check_input_shape(spec, input_shape)
+    if not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+        raise CorollaError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes!r}")
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise CorollaError(
+            f"Model '{spec.name}' has no option {', '.join(map(repr, unknown))}. "
+            f"Its options: {', '.join(spec.options) or '(none)'}. Received: {', '.join(f'{key}={options[key]!r}' for key in unknown)}"
+        )
+    return spec.builder(input_shape=input_shape, num_classes=int(num_classes), **options)
+
+
+def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, int, int]:
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(size, numbers.Integral) for size in shape) or shape[2] not in (1, 3):
+        raise CorollaError(
+            f"input_shape must be (height, width, channels) with 1 (grayscale) or 3 (RGB) channels. Received: input_shape={input_shape!r}"
+        )
+    if min(shape[:2]) < spec.min_size:
+        raise CorollaError(
+            f"Model '{spec.name}' needs images of at least {spec.min_size}×{spec.min_size} pixels "
+            f"(it was designed for {spec.input_size}×{spec.input_size}); prepare the data with a larger --image-size. "
+            f"Received: input_shape={shape}"
+        )
+    return tuple(int(size) for size in shape)
+
+def _load_builtins() -> None:
+    """Import the modules whose decorators register corolla's own models (once; imports are cached)."""
+    from corolla.models import applications, efficientnet_lite, fastnet, resnet, seeds  # noqa: F401

@@ -1,0 +1,36 @@
+"""fastnet: a small, fast convnet for small images (28–64 px), after airbench (Keller Jordan, 2024).
+
+Three groups of [3×3 conv → 2×2 max-pool → BatchNorm → ReLU → 3×3 conv → BatchNorm → ReLU], each
+convolution running at the group's input resolution before pooling (the cheap place to spend
+FLOPs), then global max pooling and a softmax. No residuals, no bias before BatchNorm.
+It carries the time-to-accuracy goal of ≥ 94% on Fashion-MNIST in 10 minutes on 2 CPU cores.
+
+Example:
+    model = build_model("fastnet", input_shape=(28, 28, 1), num_classes=10)
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from corolla.models.blocks import pixels, softmax_head
+from corolla.models.registry import register_model
+
+
+def _conv_bn_relu(x, filters: int, name: str, *, pool: bool = False):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    if pool:
+        x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+@register_model("fastnet", description="Fast convnet for 28–64 px images", input_size=28, channels=1, min_size=8)
+def fastnet(input_shape, num_classes, widths=(32, 64, 128), dropout=0.0):
+    inputs, x = pixels(input_shape, scaling="symmetric")
+    x = _conv_bn_relu(x, widths[0] // 2, "stem")
+    for index, filters in enumerate(widths):
+        x = _conv_bn_relu(x, filters, f"group{index + 1}_a", pool=True)
+        x = _conv_bn_relu(x, filters, f"group{index + 1}_b")
+    return keras.Model(inputs, softmax_head(x, num_classes, dropout=dropout, pooling="max"), name="fastnet")
