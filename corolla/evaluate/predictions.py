@@ -55,7 +55,7 @@ class LabelledImages:
     skipped: list[dict[str, str]]
 
 
-def labelled_images(data: str | os.PathLike, config, *, split: str = "eval", own_data: bool = False, limit: int | None = None, seed: int = 0, verbose: bool = False) -> LabelledImages:
+def labelled_images(data: str | os.PathLike, config, *, split: str = "eval", own_data: bool = False, limit: int | None = None, seed: int = 0) -> LabelledImages:
     """Encoded images with labels in the run's class order, from prepared data, a folder or a CSV.
 
     A folder or CSV is used whole, unless it is the data the run trained on (`own_data`):
@@ -75,7 +75,7 @@ def labelled_images(data: str | os.PathLike, config, *, split: str = "eval", own
             dataset, count = dataset.shuffle(min(count, 4 * limit), seed=seed).take(limit), limit
         dataset = dataset.map(lambda features: (features[records.IMAGE], tf.cast(features[records.LABEL], tf.int32), features[records.KEY]))
         return LabelledImages(dataset, count, split, [])
-    return _unprepared(str(data), config, split=split if own_data else None, limit=limit, seed=seed, verbose=verbose)
+    return _unprepared(str(data), config, split=split if own_data else None, limit=limit, seed=seed)
 
 
 def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", batch_size: int = 256, mistakes: int = 24, verbose: bool = True) -> Predictions:
@@ -85,7 +85,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
     from corolla.data.pipeline import AUTOTUNE, decode_and_resize
 
     config = run.config
-    images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve(), verbose=verbose)
+    images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve())
     dataset = images.dataset.map(
         lambda encoded, label, key: (decode_and_resize(encoded, image_size=config.image_size, channels=config.channels), label, key),
         num_parallel_calls=AUTOTUNE,
@@ -102,21 +102,26 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
             _keep_worst(worst, mistakes, pixels.numpy(), labels, scores, keys.numpy())
             progress.advance(task, len(labels))
     if not truths:
-        raise CorollaError(f"No images to evaluate in {data} (split '{images.split}'). Received: data={str(data)!r}, split={split!r}")
+        reasons = "; ".join(f"{row['source']}: {row['reason']}" for row in images.skipped[:3])
+        raise CorollaError(
+            f"No usable images to evaluate in {data} (split '{images.split}'; {len(images.skipped)} skipped"
+            f"{', e.g. ' + reasons if reasons else ''}). Received: data={str(data)!r}, split={split!r}"
+        )
     return Predictions(np.concatenate(truths), np.concatenate(probabilities), sorted(worst, reverse=True), images.split, images.skipped)
 
 
-def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed: int, verbose: bool) -> LabelledImages:
+def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed: int) -> LabelledImages:
     """A folder or CSV, each file validated as `prepare` does (unusable ones skipped with their reason).
 
-    A run trained on prepared data saw `prepare`'s normalised images, so these are normalised
-    the same way; a run trained straight from a folder saw the files as they are.
+    Files are read as the dataset is consumed, so a large folder is never held in memory. A run
+    trained on prepared data saw `prepare`'s normalised images, so these are normalised the same
+    way; a run trained straight from a folder saw the files as they are.
     """
     import tensorflow as tf
-    from rich.progress import track
 
     from corolla.data.images import InvalidImage, prepare_image
-    from corolla.data.sources import resolve_source, split_items
+    from corolla.data.manifest import describe
+    from corolla.data.sources import resolve_source
 
     if not pathlib.Path(spec).expanduser().exists():
         raise CorollaError(f"Cannot use {spec!r}: it does not exist. Expected prepared data, a folder of class sub-folders or a CSV. Received: data={spec!r}")
@@ -126,30 +131,29 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
     if unknown:
         raise CorollaError(f"{spec} has classes the run was not trained on: {', '.join(unknown)}. Expected a subset of: {', '.join(config.classes)}.")
     items = source.items
-    if split is not None:  # the run's own raw folder: the split training used (split_items' defaults, as in training)
-        items = [item for item in split_items(items) if item.split == split]
+    if split is not None:  # the run's own raw folder: the split training used, from the one place that decides it
+        wanted = {path for path, _ in (describe(spec).files or {}).get(split, [])}
+        items = [item for item in items if item.path in wanted]
     if limit is not None and limit < len(items):
         items = random.Random(seed).sample(items, limit)
-    max_side = config.image_size  # what prepare stores
     trained_on = pathlib.Path(config.data_dir)
     normalise = not (trained_on.exists() and not (trained_on / MANIFEST).is_file())
-    encoded, labels, keys, skipped = [], [], [], list(source.skipped)
-    for item in track(items, description="Reading images", disable=not verbose, transient=True):
-        try:
-            with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
-                data = file.read()
-            prepared = prepare_image(data, channels=config.channels, max_side=max_side)
-            encoded.append(prepared.encoded if normalise else data)
-        except (InvalidImage, OSError, tf.errors.OpError) as error:
-            skipped.append({"source": item.key, "reason": str(error)})
-            continue
-        labels.append(index[source.classes[item.label]])
-        keys.append(item.key)
-    if not encoded:
-        reasons = "; ".join(f"{row['source']}: {row['reason']}" for row in skipped[:3])
-        raise CorollaError(f"{spec} has no usable image ({len(skipped)} skipped, e.g. {reasons or 'no files found'}).")
-    dataset = tf.data.Dataset.from_tensor_slices((encoded, tf.constant(labels, tf.int32), keys))
-    return LabelledImages(dataset, len(encoded), split or "all", skipped)
+    skipped = list(source.skipped)
+
+    def read():
+        for item in items:
+            try:
+                with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
+                    data = file.read()
+                prepared = prepare_image(data, channels=config.channels, max_side=config.image_size)  # what prepare stores
+            except (InvalidImage, OSError, tf.errors.OpError) as error:
+                skipped.append({"source": item.key, "reason": str(error)})
+                continue
+            yield prepared.encoded if normalise else data, index[source.classes[item.label]], item.key
+
+    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.string))
+    dataset = tf.data.Dataset.from_generator(read, output_signature=signature)
+    return LabelledImages(dataset, len(items), split or "all", skipped)
 
 
 def _keep_worst(heap: list[Mistake], size: int, images, labels, scores, keys) -> None:

@@ -40,8 +40,6 @@ class Sample:
 
 def sample_split(data_dir: str | os.PathLike, config, split: str, *, count: int, seed: int = 0) -> Sample:
     """`count` images of `split` (all of them if it has fewer), a seeded sample across shards."""
-    import tensorflow as tf
-
     from corolla.data.pipeline import decode_and_resize
     from corolla.evaluate.predictions import labelled_images
 
@@ -69,12 +67,11 @@ def exported_runners(version_dir: str | os.PathLike) -> dict[str, tuple[object, 
     if (version_dir / "saved_model.pb").is_file():
         import tensorflow as tf
 
-        signatures = tf.saved_model.load(str(version_dir)).signatures
-        serve, pixels = signatures["serving_default"], signatures["pixels"]
-        runners["saved_model"] = (
-            lambda encoded, _: serve(image_bytes=tf.constant(encoded), key=tf.constant([""] * len(encoded)))["probabilities"].numpy(),
-            False,
-        )
+        from corolla.serve.runtime import ExportedModel
+
+        exported = ExportedModel(version_dir)  # what `corolla serve` and `corolla predict` run
+        pixels = exported.signatures["pixels"]
+        runners["saved_model"] = (lambda encoded, _: exported.predict(encoded)["probabilities"], False)
         runners["saved_model:pixels"] = (lambda _, batch: pixels(pixels=tf.constant(batch))["probabilities"].numpy(), False)
     if (version_dir / "model.onnx").is_file():
         onnx = OnnxRunner(version_dir / "model.onnx")

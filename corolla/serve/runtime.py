@@ -48,7 +48,8 @@ class ExportedModel:
         self.version = int(version_dir.name) if version_dir.name.isdigit() else 1
         self.info = json.loads((version_dir / INFO).read_text(encoding="utf-8")) if (version_dir / INFO).is_file() else {}
         self._loaded = tf.saved_model.load(str(version_dir))
-        self._signature = self._loaded.signatures["serving_default"]
+        self.signatures = self._loaded.signatures
+        self._signature = self.signatures["serving_default"]
         self.labels = self.info.get("labels", [])
 
     @classmethod
