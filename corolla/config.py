@@ -16,7 +16,7 @@ import pathlib
 
 import yaml
 
-from corolla.data.manifest import write_text_atomic
+from corolla.data.storage import write_text
 from corolla.errors import CorollaError
 
 CONFIG = "config.yaml"
@@ -40,7 +40,7 @@ class TrainConfig:
 
     def save(self, run_dir: str | os.PathLike) -> None:
         text = yaml.safe_dump(dataclasses.asdict(self), sort_keys=False, allow_unicode=True)
-        write_text_atomic(pathlib.Path(run_dir) / CONFIG, text)
+        write_text(pathlib.Path(run_dir) / CONFIG, text)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> "TrainConfig":

@@ -1,7 +1,5 @@
 """The public Python API: `corolla.<stage>(...)` stays a callable even after its submodules are imported."""
 
-import corolla
-
 
 def test_stage_names_stay_callable_after_submodule_imports(exported, tmp_path):
     import corolla.demo

@@ -99,6 +99,7 @@ def test_photo_archive_is_extracted_and_prepared(served, tmp_path):
 @pytest.mark.parametrize("member", [{"name": "photos/../../evil.txt"}, {"name": "photos/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}])
 def test_unsafe_archive_entries_are_refused(served, member):
     folder, register = served
+    member = dict(member)  # the parameter is shared between runs: don't pop from it
     with tarfile.open(folder / "bad.tgz", "w:gz") as tar:
         add(tar, "photos/a/1.jpg", b"x")
         add(tar, member.pop("name"), b"", **member)

@@ -2,7 +2,6 @@
 
 import collections
 import json
-import math
 
 import numpy as np
 import pytest

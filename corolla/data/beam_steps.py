@@ -16,12 +16,14 @@ import os
 import uuid
 
 import apache_beam as beam
+import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from corolla.data import storage
-from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage
+from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, prepare_image
+from corolla.data.records import encode_example
 from corolla.data.sources import BUILTIN, Source, SourceItem, builtin_image
 
 CHUNK = 64  # images per Beam element
@@ -34,8 +36,6 @@ def read_bytes(path: str) -> bytes:
     if "://" not in path:
         with open(path, "rb") as file:
             return file.read()
-    import tensorflow as tf
-
     try:
         with tf.io.gfile.GFile(path, "rb") as file:
             return file.read()
@@ -51,8 +51,6 @@ class _RollingWriter:
         self.writer, self.closed = None, []
 
     def write(self, serialized: bytes, label: int, content: tuple[str, str] | None) -> None:
-        import tensorflow as tf
-
         if self.writer is None:
             self.path = storage.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
             self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
@@ -91,9 +89,6 @@ class _EncodeAndWrite(beam.DoFn):
             yield from self._encode_and_write(SourceItem(**fields))
 
     def _encode_and_write(self, item: SourceItem):
-        from corolla.data.images import prepare_image
-        from corolla.data.records import encode_example
-
         try:
             data = read_bytes(item.path)
             prepared = prepare_image(data, channels=self.channels, max_side=self.max_side, max_pixels=DEFAULT_MAX_PIXELS)

@@ -124,8 +124,3 @@ def describe(data_dir: str | os.PathLike, *, image_size: int | None = None, eval
         source=source.description, classes=source.classes, image_size=image_size or FOLDER_IMAGE_SIZE,
         channels=source.channels, splits=splits, skipped=source.skipped, directory=path, files=files,
     )
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write then rename, so a crash never leaves a half-written file under the final name."""
-    storage.write_text(path, text)

@@ -75,9 +75,10 @@ def load(
     shuffle = (split == "train") if shuffle is None else shuffle
     augmentation.check_preset(augment)
     count = manifest.count(split)
-    stored_pixels = (size * 4 / 3) * size if augment == "standard" else size * size * 4  # uint8 stored image vs float32 resized
+    # 'standard' caches the stored uint8 image (up to 4:3), the others the resized float32 one.
+    bytes_per_image = (size * 4 / 3 * size if augment == "standard" else size * size * 4) * channels
     if cache is None:
-        cache = count * stored_pixels * channels <= CACHE_LIMIT_BYTES
+        cache = count * bytes_per_image <= CACHE_LIMIT_BYTES
 
     # Without the cache, shuffle the compressed records before decoding: the buffer then holds
     # ~30 kB JPEGs, not decoded images, and memory stays flat whatever the dataset size.

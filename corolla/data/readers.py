@@ -99,7 +99,10 @@ def extract_archive(archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
                         f"{archive.name} holds an unsafe entry {member.name!r} (a link, device, or a path outside the "
                         f"archive). Refusing to extract it."
                     )
-            tar.extractall(temporary, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(temporary)
+            if hasattr(tarfile, "data_filter"):  # Python ≥ 3.10.12 / 3.11.4: a second line of defence
+                tar.extractall(temporary, filter="data")
+            else:
+                tar.extractall(temporary)
         os.replace(temporary, dest)
     except (tarfile.TarError, EOFError, zlib.error) as error:
         raise CorollaError(f"{archive.name} is not a readable archive ({error}). Delete it and fetch again.") from None

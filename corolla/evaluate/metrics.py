@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from corolla.data.manifest import write_text_atomic
+from corolla.data.storage import write_text
 from corolla.run import Run
 
 
@@ -43,7 +43,7 @@ def evaluate(
     metrics = classification_metrics(predictions.truth, None, run.config.classes, probabilities=predictions.probabilities, top_k=top_k)
     metrics.update(split=predictions.split, data_dir=str(data), checkpoint=str(run.best_checkpoint), skipped=predictions.skipped)
     run.report_dir.mkdir(exist_ok=True)
-    write_text_atomic(run.report_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_text(run.report_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     write_report(run, metrics, predictions.mistakes)
     return metrics
 

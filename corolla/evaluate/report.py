@@ -14,7 +14,7 @@ import base64
 import html
 import json
 
-from corolla.data.manifest import write_text_atomic
+from corolla.data.storage import write_text
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222}
@@ -42,7 +42,7 @@ def write_report(run, metrics: dict, mistakes: list) -> None:
     for name, png in plots.items():
         (run.report_dir / name).write_bytes(png)
     config_text = (run.dir / "config.yaml").read_text(encoding="utf-8")
-    write_text_atomic(run.report_dir / "index.html", render_html(run.dir.name, metrics, classes, plots, mistakes, config_text))
+    write_text(run.report_dir / "index.html", render_html(run.dir.name, metrics, classes, plots, mistakes, config_text))
 
 
 def render_html(name: str, metrics: dict, classes: list[str], plots: dict[str, bytes], mistakes: list, config_text: str) -> str:

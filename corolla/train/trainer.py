@@ -18,7 +18,8 @@ import sys
 import time
 
 from corolla.config import CONFIG, TrainConfig
-from corolla.data.manifest import describe, write_text_atomic
+from corolla.data.manifest import describe
+from corolla.data.storage import write_text
 from corolla.errors import CorollaError
 from corolla.run import Run
 
@@ -102,7 +103,7 @@ def train(
     )
     seconds = time.perf_counter() - started
     history_data = {name: [float(value) for value in values] for name, values in history.history.items()}
-    write_text_atomic(run.history, json.dumps(history_data, indent=2) + "\n")
+    write_text(run.history, json.dumps(history_data, indent=2) + "\n")
     best_epoch = max(range(epochs), key=lambda epoch: history_data[monitor][epoch])
     return {
         "run_dir": str(run_dir),
