@@ -161,14 +161,10 @@ def export(
     parity_images: int = typer.Option(1000, help="Eval images every format is checked on against the Keras model."),
 ):
     """Export SavedModel (TF Serving ready), ONNX and LiteRT as the next version, each checked against Keras."""
-    from corolla.export import export as run_export, export_summary
+    from corolla.export import export as run_export, parity_table
 
     path = run_export(run_dir, out=out, formats=formats, quantize=quantize, data_dir=data, parity_images=parity_images)
-    summary = export_summary(path)
-    table = Table("format", "file", "size", "max |Δp|", "top-1 agreement", title=f"{path}, each format checked against Keras on {summary['parity_images']:,} images")
-    for row in summary["formats"]:
-        table.add_row(row["format"], row["path"], f"{row['bytes'] / 1e3:,.0f} kB", f"{row['max_abs_diff']:.1e}", f"{row['top1_agreement']:.2%}")
-    console.print(table)
+    console.print(parity_table(path))
     console.print(f"Next: corolla serve {path.parent}")
 
 

@@ -23,12 +23,11 @@ DEMO_DATASET = "fashion-mnist"
 def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8) -> dict:
     """Run the chain into `workdir`; prepared data is reused if a previous demo left it there."""
     from rich.console import Console
-    from rich.table import Table
 
     from corolla.data.datasets import fetch_dataset
     from corolla.data.prepare import prepare
     from corolla.evaluate import evaluate
-    from corolla.export import export, export_summary
+    from corolla.export import export, export_summary, parity_table
     from corolla.train import train
 
     console = Console(stderr=True)
@@ -53,15 +52,11 @@ def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epo
     metrics = step("evaluate", lambda: evaluate(run_dir, verbose=False))
     export_path = step("export", lambda: export(run_dir, verbose=False))
     total = time.perf_counter() - started
-    summary = export_summary(export_path)
     report = run_dir / "report" / "index.html"
     console.rule("[bold]done")
     console.print(f"Eval accuracy [bold]{metrics['accuracy']:.2%}[/] on {metrics['count']:,} test images (ECE {metrics['calibration']['ece']:.3f}); total {total:.0f} s")
     console.print(f"Report: [bold]{report}[/]")
-    table = Table("format", "file", "size", "max |Δp|", "top-1 agreement", title=f"{export_path}: each format vs Keras on {summary['parity_images']:,} test images")
-    for row in summary["formats"]:
-        table.add_row(row["format"], row["path"], f"{row['bytes'] / 1e3:,.0f} kB", f"{row['max_abs_diff']:.1e}", f"{row['top1_agreement']:.2%}")
-    console.print(table)
+    console.print(parity_table(export_path))
     console.print(f"Next: [bold]corolla serve {run_dir / 'export'}[/]   then   corolla predict IMAGE --url http://127.0.0.1:8501")
     return {
         "accuracy": metrics["accuracy"],
@@ -69,7 +64,7 @@ def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epo
         "timings": timings,
         "report": str(report),
         "export": str(export_path),
-        "formats": summary["formats"],
+        "formats": export_summary(export_path)["formats"],
     }
 
 

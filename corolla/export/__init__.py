@@ -1,8 +1,8 @@
-from corolla.export.card import export_summary
+from corolla.export.card import export_summary, parity_table
 from corolla.export.parity import check_parity
 from corolla.export.saved_model import FORMATS, export
 
-__all__ = ["FORMATS", "check_parity", "export", "export_summary"]
+__all__ = ["FORMATS", "check_parity", "export", "export_summary", "parity_table"]
 
 
 from corolla._api import make_callable  # noqa: E402

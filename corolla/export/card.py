@@ -95,3 +95,14 @@ def export_summary(version_dir: pathlib.Path) -> dict:
         rows.append({"format": name, "path": "saved_model.pb" if entry["path"] == "." else entry["path"], "bytes": entry["bytes"], **parity})
     return {"parity_images": card["parity_images"], "formats": rows}
 
+
+def parity_table(version_dir: pathlib.Path):
+    """A Rich table of every format in an export version: file, size and its parity with Keras."""
+    from rich.table import Table
+
+    summary = export_summary(version_dir)
+    title = f"{version_dir}: each format checked against Keras on {summary['parity_images']:,} eval images"
+    table = Table("format", "file", "size", "max |Δp|", "top-1 agreement", title=title)
+    for row in summary["formats"]:
+        table.add_row(row["format"], row["path"], f"{row['bytes'] / 1e3:,.0f} kB", f"{row['max_abs_diff']:.1e}", f"{row['top1_agreement']:.2%}")
+    return table
