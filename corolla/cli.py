@@ -18,6 +18,7 @@ from rich.table import Table
 
 from corolla.errors import CorollaError
 from corolla.models.cli import models_app
+from corolla.serve.cli import register as register_serve_commands
 
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="Built-in datasets.", no_args_is_help=True)
@@ -169,19 +170,6 @@ def export(
 
 
 @app.command()
-def serve(
-    path: pathlib.Path = typer.Argument(..., help="An export folder (RUN_DIR/export), one version of it, or a run folder."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; use 0.0.0.0 only to expose the server on your network."),
-    port: int = typer.Option(8501, help="Port (TF Serving's REST port by default)."),
-    model_name: Optional[str] = typer.Option(None, help="Name in the URL /v1/models/NAME [default: the run folder's name]."),
-):
-    """Serve the newest exported version over TF Serving's REST API."""
-    from corolla.serve.app import serve as run_serve
-
-    run_serve(path, host=host, port=port, model_name=model_name)
-
-
-@app.command()
 def predict(
     images: List[pathlib.Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     model: Optional[pathlib.Path] = typer.Option(None, help="An export folder, or a run folder (its newest export, else its checkpoint), to predict with locally."),
@@ -209,6 +197,9 @@ def predict(
         console.print(table)
     if any("error" in result for result in results):
         sys.exit(1)
+
+
+register_serve_commands(app)  # `serve` and its tools live in corolla/serve/cli.py
 
 
 @app.command()
