@@ -19,6 +19,7 @@ from rich.table import Table
 from corolla.errors import CorollaError
 from corolla.models.cli import models_app
 from corolla.serve.cli import register as register_serve_commands
+from corolla.train.cli import register as register_train_command
 
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="Built-in datasets.", no_args_is_help=True)
@@ -113,28 +114,7 @@ def prepare(
     console.print(f"Next: corolla train {out}")
 
 
-@app.command()
-def train(
-    data_dir: pathlib.Path = typer.Argument(..., help="A folder written by `corolla prepare`, or (quick experiments) a folder of class sub-folders."),
-    model: str = typer.Option("convnet", help="Model name from the registry (convnet, dense)."),
-    out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<DATA_DIR name>]."),
-    epochs: int = typer.Option(5, help="Passes over the training split."),
-    batch_size: int = typer.Option(128, help="Images per step."),
-    learning_rate: float = typer.Option(3e-3, help="Peak learning rate of Adam (cosine-decayed)."),
-    augment: str = typer.Option("none", help="Augmentation preset: none, light (flip, shift), standard (random-resized crop, flip, brightness, contrast)."),
-    seed: int = typer.Option(42, help="Seed for weights and data order."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
-):
-    """Train a model on prepared data; classes, image size and counts come from the manifest."""
-    from corolla.train import train as run_train
-
-    out = out or pathlib.Path("runs") / data_dir.resolve().name
-    summary = run_train(data_dir, model=model, out=out, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, augment=augment, seed=seed, overwrite=overwrite)
-    console.print(
-        f"[green]✓[/] best epoch {summary['best_epoch']}: {summary['monitor']} {summary['best_accuracy']:.2%}; "
-        f"{summary['seconds']:.0f} s, {summary['images_per_second']:,.0f} img/s"
-    )
-    console.print(f"Next: corolla evaluate {out}")
+register_train_command(app)  # its many options live in corolla/train/cli.py
 
 
 @app.command()

@@ -80,7 +80,7 @@ def training_curves_png(history: dict[str, list[float]]) -> bytes:
     """Loss and every accuracy-like metric per epoch, train beside validation."""
     from matplotlib.ticker import MaxNLocator
 
-    names = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
+    names = [name for name in history if not name.startswith("val_") and name not in ("learning_rate", "epoch_seconds", "images_per_second")]
     figure = _figure(4.2 * len(names), 3.6)
     for index, name in enumerate(names, start=1):
         axes = figure.add_subplot(1, len(names), index)

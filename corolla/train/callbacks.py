@@ -1,30 +1,120 @@
-"""Training callbacks corolla adds to Keras' own."""
+"""Checkpoints a run can always resume from, and the history files.
+
+`best.keras` and `last.keras` are each written to a temporary name and renamed, so a crash or
+`kill -9` mid-save never leaves a damaged file under the final name (Keras' ModelCheckpoint writes
+in place). `last.keras` also carries the run's progress (epoch, stage, history, best value) as an
+extra `corolla_state.json` entry in the same zip: model, optimizer state (its step counter drives
+the LR schedule) and progress are committed by one rename, so they can never disagree.
+
+Example:
+    state = read_state(run_dir / "checkpoints" / "last.keras")   # {"epoch": 3, "stage": "train", ...}
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 import pathlib
+import time
+import zipfile
 
 import keras
 
+from corolla.data.storage import write_text
+from corolla.errors import CorollaError
 
-class AtomicBestCheckpoint(keras.callbacks.Callback):
-    """Save the model when `monitor` improves, via a temporary file and a rename.
+STATE_ENTRY = "corolla_state.json"
 
-    Keras' ModelCheckpoint writes in place, so a crash mid-save leaves a damaged file under
-    the final name; this never does.
+
+def save_atomically(model, path: pathlib.Path, state: dict | None = None) -> None:
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    model.save(temporary)
+    if state is not None:
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(STATE_ENTRY, json.dumps(state))
+    os.replace(temporary, path)
+
+
+def read_state(path: pathlib.Path) -> dict:
+    """The progress saved in `last.keras`; a damaged file is refused with a clear error."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.testzip() is not None:
+                raise zipfile.BadZipFile("CRC mismatch")
+            return json.loads(archive.read(STATE_ENTRY))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as error:
+        raise CorollaError(
+            f"{path} is not a complete corolla checkpoint ({error}); it will not be loaded. "
+            f"Delete it to restart the run from scratch, or pass --overwrite."
+        ) from None
+
+
+def remove_temporaries(folder: pathlib.Path) -> None:
+    """Leftovers of a save that was killed mid-write (never loaded, only cleaned up)."""
+    for leftover in pathlib.Path(folder).glob(".*.tmp-*.keras"):
+        leftover.unlink(missing_ok=True)
+
+
+class RunCheckpoints(keras.callbacks.Callback):
+    """After each evaluation: history.json/csv, `best.keras` if `monitor` improved, `last.keras`.
+
+    `progress` is the state to continue from ({"epoch", "history", "best"}, empty for a new run);
+    `save_model` is the model to write when the one being fitted is only part of it (a head
+    trained on cached features).
     """
 
-    def __init__(self, path: pathlib.Path, *, monitor: str = "val_accuracy"):
+    def __init__(self, folder: pathlib.Path, history_dir: pathlib.Path, *, monitor: str, stage: str, progress: dict, images_per_epoch: int, end_epoch: int, save_model=None):
         super().__init__()
-        self.path, self.monitor, self.best = pathlib.Path(path), monitor, -math.inf
+        self.folder, self.history_dir = pathlib.Path(folder), pathlib.Path(history_dir)
+        self.monitor, self.stage, self.images_per_epoch, self.save_model = monitor, stage, images_per_epoch, save_model
+        self.end_epoch = end_epoch
+        self.epoch = progress.get("epoch", 0)
+        self.history = {name: list(values) for name, values in progress.get("history", {}).items()}
+        self.best = progress.get("best", -math.inf)
+        self.best_epoch = progress.get("best_epoch", 0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or value <= self.best:
-            return
-        self.best = value
-        temporary = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}.keras")
-        self.model.save(temporary)
-        os.replace(temporary, self.path)
+        logs = dict(logs or {})
+        seconds = time.perf_counter() - self.started
+        self.epoch += 1
+        optimizer = self.model.optimizer
+        logs.update(learning_rate=float(optimizer.learning_rate), epoch_seconds=seconds, images_per_second=self.images_per_epoch / seconds)
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+        value = logs.get(self.monitor)
+        if value is not None and value > self.best:
+            self.best, self.best_epoch = float(value), self.epoch
+            save_atomically(self.save_model or self.model, self.folder / "best.keras")
+        self._save_last()
+        write_history(self.history_dir, self.history)
+
+    def on_train_end(self, logs=None):
+        if self.model.stop_training and self.epoch < self.end_epoch:  # early stopping: the stage is over
+            self.epoch = self.end_epoch
+            self._save_last()
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "stage": self.stage, "history": self.history, "best": self.best, "best_epoch": self.best_epoch}
+
+    def _save_last(self) -> None:
+        save_atomically(self.save_model or self.model, self.folder / "last.keras", self.state())
+
+
+def write_history(folder: pathlib.Path, history: dict[str, list[float]]) -> None:
+    """history.json ({metric: [per evaluation]}) and history.csv (a row per evaluation)."""
+    write_text(pathlib.Path(folder) / "history.json", json.dumps(history, indent=2) + "\n")
+    names = list(history)
+    rows = len(next(iter(history.values()), []))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["epoch", *names])
+    for row in range(rows):
+        writer.writerow([row + 1, *(f"{history[name][row]:.6g}" if row < len(history[name]) else "" for name in names)])
+    write_text(pathlib.Path(folder) / "history.csv", buffer.getvalue())

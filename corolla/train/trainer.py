@@ -1,15 +1,22 @@
 """`corolla train`: fit a registered model on prepared shards, writing a self-describing run folder.
 
-RUN_DIR/config.yaml (resolved config), RUN_DIR/checkpoints/best.keras, RUN_DIR/history.json.
+    RUN_DIR/config.yaml               the resolved config (`--config` it to reproduce the run)
+    RUN_DIR/checkpoints/best.keras    best evaluation so far
+    RUN_DIR/checkpoints/last.keras    last evaluation, with optimizer state and progress (resume)
+    RUN_DIR/history.json, .csv        per-evaluation metrics, LR, seconds, img/s
+    RUN_DIR/logs/                     TensorBoard
+
+Reusing a RUN_DIR with the same settings continues it from `last.keras` (as the seeds do), after
+Ctrl-C, `kill -9` or a crash; different settings are refused unless `overwrite=True`.
 
 Example:
-    summary = train("data/fm", model="convnet", out="runs/fm", epochs=5)
-    summary["best_val_accuracy"]
+    summary = train("data/fm", recipe="fashion-mnist", out="runs/fm")
+    summary = train(out="runs/fm", resume=True)      # after an interruption
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import pathlib
@@ -19,113 +26,124 @@ import time
 
 from corolla.config import CONFIG, TrainConfig
 from corolla.data.manifest import describe
-from corolla.data.storage import write_text
 from corolla.errors import CorollaError
-from corolla.run import Run
+from corolla.train import session
+from corolla.train.callbacks import read_state, remove_temporaries
 
 
 def train(
-    data_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
     *,
-    model: str = "convnet",
-    out: str | os.PathLike = "runs/run",
-    epochs: int = 5,
-    batch_size: int = 128,
-    learning_rate: float = 3e-3,
-    augment: str = "none",
-    seed: int = 42,
+    out: str | os.PathLike | None = None,
+    config: str | os.PathLike | None = None,
+    recipe: str | None = None,
+    resume: bool = False,
     overwrite: bool = False,
+    find_lr: bool | int = False,
     verbose: bool = True,
+    **options,
 ) -> dict:
-    """Train `model` on `data_dir` into the run folder `out`; returns a summary dict.
+    """Train into the run folder `out` (default runs/<data name>); returns a summary dict.
 
-    Adam with `learning_rate` decayed to 1% along a cosine (3e-3 measured better than 1e-3 on
-    the seeds' convnet: see benchmarks/RESULTS.md). The best epoch by eval accuracy is kept.
+    `options` are TrainConfig fields (model, epochs, optimizer, learning_rate, augment, …) and
+    override `config` (a YAML file) which overrides `recipe` (a built-in one, see
+    `corolla train --help`). With `resume=True` everything comes from `out/config.yaml`.
+    `find_lr=True` (or a number of steps, default 200) runs the learning-rate range test instead
+    of training and returns its suggestion.
     """
-    manifest = describe(data_dir)  # prepared data or a raw folder/CSV; bad input fails here, before TensorFlow loads
-    from corolla.models import get_model
+    settings = _resolve(data_dir, out=out, config=config, recipe=recipe, resume=resume, options=options)
+    manifest = describe(settings.data_dir)  # prepared data or a raw folder/CSV; bad input fails here, before TensorFlow loads
+    settings = _with_data(settings, manifest)
+    session.check(settings)
+    run_dir = pathlib.Path(out) if out is not None else pathlib.Path("runs") / pathlib.Path(settings.data_dir).name
+    if find_lr:
+        steps = 200 if find_lr is True else int(find_lr)
+        return session.find_learning_rate(settings, manifest, out_dir=run_dir / "lr_finder", steps=steps, verbose=verbose)
+    progress = _open_run_dir(run_dir, settings, overwrite=overwrite)
+    total_epochs = session.total_epochs(settings)
+    if progress.get("epoch", 0) >= total_epochs:
+        if verbose:
+            print(f"{run_dir} is already complete ({total_epochs} epochs); nothing to do.", file=sys.stderr)
+        return _summary(run_dir, settings, progress, seconds=0.0)
+    started = time.perf_counter()
+    progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
+    return _summary(run_dir, settings, progress, seconds=time.perf_counter() - started)
 
-    get_model(model)
-    from corolla.data.augment import check_preset
 
-    check_preset(augment)
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+def _resolve(data_dir, *, out, config, recipe, resume, options) -> TrainConfig:
+    from corolla.train.recipes import recipe_path
+
+    if resume:
+        if out is None or not (pathlib.Path(out) / CONFIG).is_file():
+            raise CorollaError(f"--resume continues a run folder, and {out} holds no {CONFIG}. Pass the run's --out. Received: out={out!r}")
+        base = TrainConfig.load(out)
+        if data_dir is not None and pathlib.Path(data_dir).resolve() != pathlib.Path(base.data_dir).resolve():
+            raise CorollaError(f"--resume continues {out} on its own data ({base.data_dir}). Received: data_dir={str(data_dir)!r}")
+        return base.updated(**options)
+    settings = TrainConfig()
+    if recipe:
+        settings = TrainConfig.from_file(recipe_path(recipe), recipe=recipe)
+    if config:
+        settings = settings.updated(**TrainConfig.from_file(config).__dict__ | {"recipe": settings.recipe or None})
+    settings = settings.updated(**options)
+    if data_dir is not None:
+        settings = settings.updated(data_dir=str(pathlib.Path(data_dir).resolve()))
+    if not settings.data_dir:
+        raise CorollaError("No data to train on. Pass DATA_DIR (prepared data or a folder of class sub-folders), or --config a file with data_dir.")
+    return settings
+
+
+def _with_data(settings: TrainConfig, manifest) -> TrainConfig:
+    """The config completed from the data; a config that named other classes is refused."""
+    if settings.classes and list(settings.classes) != list(manifest.classes):
         raise CorollaError(
-            f"epochs and batch_size must be ≥ 1 and learning_rate > 0. "
-            f"Received: epochs={epochs}, batch_size={batch_size}, learning_rate={learning_rate}"
+            f"The config was written for classes {settings.classes}, but {settings.data_dir} has {list(manifest.classes)}. "
+            f"Train on the same data, or drop `classes` from the config."
         )
-    run_dir = _fresh_run_dir(out, overwrite)
     has_eval = "eval" in manifest.splits
-    config = TrainConfig(
-        data_dir=str(pathlib.Path(data_dir).resolve()),
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        augment=augment,
-        seed=seed,
+    return dataclasses.replace(
+        settings,
         classes=list(manifest.classes),
         image_size=manifest.image_size,
         channels=manifest.channels,
         train_images=manifest.count("train"),
         eval_images=manifest.count("eval") if has_eval else 0,
     )
-    config.save(run_dir)
-    run = Run(run_dir)
 
-    import keras
 
-    from corolla.data.pipeline import load
-    from corolla.models import build_model
-    from corolla.train.callbacks import AtomicBestCheckpoint
+def _open_run_dir(run_dir: pathlib.Path, settings: TrainConfig, *, overwrite: bool) -> dict:
+    """The progress to continue from ({} for a new run), after checking the folder may be used."""
+    if (run_dir / CONFIG).exists():
+        if overwrite:
+            shutil.rmtree(run_dir)
+        else:
+            saved = TrainConfig.load(run_dir)
+            changed = {k: (v, getattr(settings, k)) for k, v in saved.training_settings().items() if getattr(settings, k) != v}
+            if changed:
+                listed = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in list(changed.items())[:4])
+                raise CorollaError(
+                    f"{run_dir} holds a run with other settings ({listed}). Pass --overwrite to replace it, "
+                    f"--resume to continue it as it was, or choose another --out."
+                )
+            checkpoints = run_dir / "checkpoints"
+            remove_temporaries(checkpoints)
+            return read_state(checkpoints / "last.keras") if (checkpoints / "last.keras").exists() else {}
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    settings.save(run_dir)
+    return {}
 
-    keras.utils.set_random_seed(seed)
-    train_data = load(data_dir, "train", batch_size=batch_size, augment=augment, seed=seed, manifest=manifest)
-    eval_data = load(data_dir, "eval", batch_size=batch_size, manifest=manifest) if has_eval else None
-    network = build_model(model, input_shape=(manifest.image_size, manifest.image_size, manifest.channels), num_classes=manifest.num_classes)
-    steps_per_epoch = math.ceil(config.train_images / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps_per_epoch * epochs, alpha=0.01)
-    network.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=_accelerated(),  # XLA helps on GPU/TPU and measured 2x slower on a 2-core CPU
-    )
-    monitor = "val_accuracy" if has_eval else "accuracy"
-    started = time.perf_counter()
-    history = network.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=epochs,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=[AtomicBestCheckpoint(run.best_checkpoint, monitor=monitor)],
-        verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0,
-    )
-    seconds = time.perf_counter() - started
-    history_data = {name: [float(value) for value in values] for name, values in history.history.items()}
-    write_text(run.history, json.dumps(history_data, indent=2) + "\n")
-    best_epoch = max(range(epochs), key=lambda epoch: history_data[monitor][epoch])
+
+def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) -> dict:
+    history = progress.get("history", {})
+    monitor = "val_accuracy" if settings.eval_images else "accuracy"
+    epoch_seconds = history.get("epoch_seconds", [])
+    images = settings.train_images
     return {
         "run_dir": str(run_dir),
-        "best_epoch": best_epoch + 1,
+        "best_epoch": progress.get("best_epoch", 0),
         "monitor": monitor,
-        "best_accuracy": history_data[monitor][best_epoch],
+        "best_accuracy": progress.get("best", math.nan),
+        "epochs": progress.get("epoch", 0),
         "seconds": seconds,
-        "images_per_second": config.train_images * epochs / seconds,
+        "images_per_second": images * len(epoch_seconds) / sum(epoch_seconds) if epoch_seconds else 0.0,
     }
-
-
-def _fresh_run_dir(out, overwrite: bool) -> pathlib.Path:
-    run_dir = pathlib.Path(out)
-    if (run_dir / CONFIG).exists():
-        if not overwrite:
-            raise CorollaError(f"{run_dir} already holds a training run. Pass --overwrite to replace it, or choose another --out.")
-        shutil.rmtree(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def _accelerated() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))

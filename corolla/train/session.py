@@ -1,0 +1,289 @@
+"""One training session: device set-up, data, the two stages (head, then fine-tune), callbacks.
+
+`trainer.train` decides *what* to run (config, run folder, progress); this module runs it.
+
+Example:
+    progress = fit(settings, manifest, run_dir, progress={}, verbose=2)
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+from corolla.config import TrainConfig
+from corolla.errors import CorollaError
+
+CACHE_FEATURES = ("auto", "on", "off")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+JIT = ("auto", "on", "off")
+
+
+def check(settings: TrainConfig) -> None:
+    """Every choice validated before TensorFlow starts (a typo costs no start-up time)."""
+    from corolla.data.augment import check_preset
+    from corolla.models import get_model
+    from corolla.train.optim import OPTIMIZERS, SCHEDULES, check_choice
+
+    get_model(settings.model)
+    check_preset(settings.augment)
+    check_choice("optimizer", settings.optimizer, OPTIMIZERS)
+    check_choice("schedule", settings.schedule, SCHEDULES)
+    check_choice("cache_features", settings.cache_features, CACHE_FEATURES)
+    check_choice("mixed_precision", settings.mixed_precision, PRECISIONS)
+    check_choice("jit_compile", settings.jit_compile, JIT)
+    numbers = {"epochs": settings.epochs, "batch_size": settings.batch_size}
+    if min(numbers.values()) < 1 or settings.learning_rate <= 0 or settings.train_steps < 0 or settings.steps_per_eval < 0:
+        raise CorollaError(
+            "epochs and batch_size must be ≥ 1, learning_rate > 0, train_steps and steps_per_eval ≥ 0. "
+            f"Received: epochs={settings.epochs}, batch_size={settings.batch_size}, learning_rate={settings.learning_rate}, "
+            f"train_steps={settings.train_steps}, steps_per_eval={settings.steps_per_eval}"
+        )
+    if not 0 <= settings.label_smoothing < 1 or not 0 <= settings.warmup < 1:
+        raise CorollaError(f"label_smoothing and warmup must lie in [0, 1). Received: label_smoothing={settings.label_smoothing}, warmup={settings.warmup}")
+    layers = settings.fine_tune_layers
+    if layers != "all" and not (isinstance(layers, int) and layers >= 1):
+        raise CorollaError(f"fine_tune_layers must be a positive number of backbone layers or 'all'. Received: fine_tune_layers={layers!r}")
+    if settings.fine_tune and not get_model(settings.model).pretrained:
+        raise CorollaError(
+            f"--fine-tune unfreezes a pretrained backbone, and '{settings.model}' has none (it trains all its layers already). "
+            f"Pick a pretrained model (`corolla models list`). Received: model={settings.model!r}"
+        )
+
+
+def steps_per_epoch(settings: TrainConfig, global_batch: int) -> int:
+    if settings.train_steps:
+        return settings.steps_per_eval or min(settings.train_steps, math.ceil(settings.train_images / global_batch))
+    return math.ceil(settings.train_images / global_batch)
+
+
+def stage_epochs(settings: TrainConfig) -> int:
+    """Evaluations in the first stage: `epochs`, or `train_steps` cut into `steps_per_eval` pieces."""
+    if settings.train_steps:
+        every = settings.steps_per_eval or math.ceil(settings.train_images / settings.batch_size)
+        return math.ceil(settings.train_steps / max(1, min(every, settings.train_steps)))
+    return settings.epochs
+
+
+def total_epochs(settings: TrainConfig) -> int:
+    return stage_epochs(settings) + ((settings.fine_tune_epochs or settings.epochs) if settings.fine_tune else 0)
+
+
+def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, *, verbose: int) -> dict:
+    """Train (or continue) both stages; returns the final progress state."""
+    import keras
+
+    from corolla.train import distribute
+
+    strategy = distribute.make_strategy(settings.distribute)
+    _, _, is_chief = distribute.task_info()
+    write_dir = run_dir if is_chief else run_dir / "workers" / _worker_name()
+    (write_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    keras.mixed_precision.set_global_policy(_precision(settings.mixed_precision))
+    keras.utils.set_random_seed(settings.seed)
+    global_batch, learning_rate = distribute.scaled_hyperparameters(settings.batch_size, settings.learning_rate, strategy.num_replicas_in_sync)
+    data = _Data(settings, manifest, global_batch)
+    if verbose:
+        print(f"Training {settings.model} on {distribute.describe(strategy)}: global batch {global_batch}, learning rate {learning_rate:g}.")
+
+    first = stage_epochs(settings)
+    if progress.get("epoch", 0) < first and progress.get("stage", "train") == "train":
+        progress = _stage(
+            "train", settings, data, strategy, write_dir, run_dir, progress,
+            learning_rate=learning_rate, end_epoch=first, verbose=verbose,
+        )  # fmt: skip
+    if settings.fine_tune:
+        fine_rate = (settings.fine_tune_learning_rate or settings.learning_rate / 10) * learning_rate / settings.learning_rate
+        progress = _stage(
+            "fine_tune", settings, data, strategy, write_dir, run_dir, progress,
+            learning_rate=fine_rate, end_epoch=total_epochs(settings), verbose=verbose,
+        )  # fmt: skip
+    return progress
+
+
+class _Data:
+    """The train/eval datasets, built once and shared by both stages."""
+
+    def __init__(self, settings: TrainConfig, manifest, global_batch: int):
+        import tensorflow as tf
+
+        from corolla.data.pipeline import load
+
+        self.global_batch = global_batch
+        self.steps = steps_per_epoch(settings, global_batch)
+        options = tf.data.Options()
+        # Shard by element, not file: a few big shards must still split evenly across workers.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        one_hot = _one_hot(settings)
+        repeat = bool(settings.train_steps)
+
+        def finish(dataset):
+            return (dataset.map(one_hot) if one_hot else dataset).with_options(options)
+
+        common = dict(batch_size=global_batch, seed=settings.seed, manifest=manifest)
+        self.train = finish(load(settings.data_dir, "train", augment=settings.augment, repeat=repeat, **common))
+        self.eval = finish(load(settings.data_dir, "eval", **common)) if settings.eval_images else None
+        self.plain_train = finish(load(settings.data_dir, "train", shuffle=False, **common))
+        self.monitor = "val_accuracy" if self.eval is not None else "accuracy"
+
+
+def _stage(stage, settings, data, strategy, write_dir, run_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
+    import keras
+
+    from corolla.train.callbacks import RunCheckpoints
+    from corolla.train.features import compute_features, feature_dataset, frozen_backbone, split_at_features
+
+    checkpoints = write_dir / "checkpoints"
+    start_epoch = progress.get("epoch", 0)
+    stage_start = stage_epochs(settings) if stage == "fine_tune" else 0
+    resuming = progress.get("stage") == stage and start_epoch > stage_start
+    with strategy.scope():
+        if resuming or stage == "fine_tune":
+            network = _load_last(checkpoints / "last.keras")
+        else:
+            network = _build(settings)
+        if stage == "fine_tune" and not resuming:
+            from corolla.models.transfer import unfreeze
+
+            unfreeze(network, layers=settings.fine_tune_layers)
+        steps = data.steps
+        optimizer = network.optimizer if resuming else _optimizer(settings, learning_rate, steps * (end_epoch - stage_start))
+        _compile(network, optimizer, settings)
+
+    fitted, train_data, eval_data = network, data.train, data.eval
+    cached = stage == "train" and _use_cached_features(settings, network)
+    if cached:
+        extractor, head = split_at_features(network)
+        if verbose:
+            print("Frozen backbone, no augmentation: computing its features once, then training the head on them.")
+        train_features = compute_features(extractor, data.plain_train)
+        train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
+        if data.eval is not None:
+            eval_data = feature_dataset(*compute_features(extractor, data.eval), batch_size=data.global_batch, shuffle=False, seed=settings.seed)
+        if settings.train_steps:
+            train_data = train_data.repeat()
+        _compile(head, optimizer, settings)
+        fitted = head
+
+    checkpointer = RunCheckpoints(
+        checkpoints, write_dir, monitor=data.monitor, stage=stage, progress=progress,
+        images_per_epoch=steps * data.global_batch if settings.train_steps else settings.train_images,
+        end_epoch=end_epoch, save_model=network if cached else None,
+    )  # fmt: skip
+    callbacks = [checkpointer, keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs" / stage), write_graph=False)]
+    if settings.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=data.monitor, mode="max", patience=settings.early_stopping))
+    fitted.fit(
+        train_data,
+        validation_data=eval_data,
+        epochs=end_epoch,
+        initial_epoch=start_epoch,
+        steps_per_epoch=steps if settings.train_steps else None,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return checkpointer.state()
+
+
+def find_learning_rate(settings: TrainConfig, manifest, *, out_dir: pathlib.Path, steps: int = 200, verbose: bool = True) -> dict:
+    """The LR range test on a fresh model; writes out_dir/lr_finder.png and .json."""
+    import keras
+
+    from corolla.data.pipeline import load
+    from corolla.train.lr_finder import find_lr
+
+    keras.utils.set_random_seed(settings.seed)
+    one_hot = _one_hot(settings)
+    data = load(settings.data_dir, "train", batch_size=settings.batch_size, augment=settings.augment, repeat=True, seed=settings.seed, manifest=manifest)
+    network = _build(settings)
+    _compile(network, _optimizer(settings.__class__(**{**settings.__dict__, "schedule": "constant"}), 1e-6, steps), settings)
+    if verbose:
+        print(f"Sweeping the learning rate of {settings.optimizer} from 1e-6 to 1 over {steps} steps…")
+    result = find_lr(network, data.map(one_hot) if one_hot else data, steps=steps, out_dir=out_dir)
+    return {"suggestion": result["suggestion"], "min_loss_lr": result["min_loss_lr"], "steps": len(result["rates"]), "plot": str(out_dir / "lr_finder.png")}
+
+
+def _build(settings: TrainConfig):
+    from corolla.models import build_model
+
+    shape = (settings.image_size, settings.image_size, settings.channels)
+    return build_model(settings.model, input_shape=shape, num_classes=len(settings.classes), **settings.model_options)
+
+
+def _optimizer(settings: TrainConfig, learning_rate: float, total_steps: int):
+    from corolla.train.optim import make_optimizer, make_schedule
+
+    schedule = make_schedule(settings.schedule, learning_rate, total_steps=total_steps, warmup_steps=round(settings.warmup * total_steps))
+    return make_optimizer(
+        settings.optimizer, schedule, momentum=settings.momentum, nesterov=settings.nesterov,
+        weight_decay=settings.weight_decay, clipnorm=settings.clipnorm or None,
+    )  # fmt: skip
+
+
+def _compile(network, optimizer, settings: TrainConfig) -> None:
+    import keras
+
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing) if _one_hot(settings) else "sparse_categorical_crossentropy"
+    network.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=_jit(settings.jit_compile))
+
+
+def _one_hot(settings: TrainConfig):
+    """Label smoothing needs one-hot labels; returns the map function, or None."""
+    if not settings.label_smoothing:
+        return None
+    import tensorflow as tf
+
+    classes = len(settings.classes)
+    return lambda images, labels: (images, tf.one_hot(labels, classes))
+
+
+def _load_last(path: pathlib.Path):
+    from corolla.models.saving import load_model_file
+
+    if not path.is_file():
+        raise CorollaError(f"Cannot continue: {path} is missing. Start again with --overwrite.")
+    return load_model_file(path)
+
+
+def _use_cached_features(settings: TrainConfig, network) -> bool:
+    from corolla.train.features import frozen_backbone
+
+    possible = frozen_backbone(network) is not None and settings.augment == "none"
+    if settings.cache_features == "on" and not possible:
+        raise CorollaError(
+            "cache_features=on needs a pretrained model with a frozen backbone and augment=none "
+            f"(features must be the same every epoch). Received: model={settings.model!r}, augment={settings.augment!r}"
+        )
+    return possible and settings.cache_features != "off"
+
+
+def _precision(choice: str) -> str:
+    """auto: bfloat16 on TPU and on GPUs from Ampere on (compute capability ≥ 8.0), else float32."""
+    if choice != "auto":
+        return choice
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        return "mixed_bfloat16"
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+        if capability >= (8, 0):
+            return "mixed_bfloat16"
+    return "float32"
+
+
+def _jit(choice: str) -> bool:
+    """auto: XLA on GPU/TPU; off on CPU, where it measured 2× slower (2,863 vs 1,449 img/s)."""
+    if choice != "auto":
+        return choice == "on"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _worker_name() -> str:
+    from corolla.train.distribute import task_info
+
+    task_type, task_index, _ = task_info()
+    return f"{task_type}-{task_index}"
