@@ -56,7 +56,7 @@ def find_lr(model, dataset, *, steps: int = 200, start: float = 1e-6, end: float
     `out_dir/lr_finder.json` and `out_dir/lr_finder.png`.
     """
     test = _RangeTest(start=start, end=end, steps=steps)
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[test], verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[test], shuffle=False, verbose=0)
     smoothed = np.array(test.smoothed)
     finite = np.isfinite(smoothed)
     lowest = int(np.nanargmin(np.where(finite, smoothed, np.inf)))

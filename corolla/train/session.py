@@ -44,6 +44,11 @@ def check(settings: TrainConfig) -> None:
     layers = settings.fine_tune_layers
     if layers != "all" and not (isinstance(layers, int) and layers >= 1):
         raise CorollaError(f"fine_tune_layers must be a positive number of backbone layers or 'all'. Received: fine_tune_layers={layers!r}")
+    if settings.cache_features == "on" and (not get_model(settings.model).pretrained or settings.augment != "none"):
+        raise CorollaError(
+            "cache_features=on needs a pretrained model with a frozen backbone and augment=none "
+            f"(features must be the same every epoch). Received: model={settings.model!r}, augment={settings.augment!r}"
+        )
     if settings.fine_tune and not get_model(settings.model).pretrained:
         raise CorollaError(
             f"--fine-tune unfreezes a pretrained backbone, and '{settings.model}' has none (it trains all its layers already). "
@@ -250,11 +255,6 @@ def _use_cached_features(settings: TrainConfig, network) -> bool:
     from corolla.train.features import frozen_backbone
 
     possible = frozen_backbone(network) is not None and settings.augment == "none"
-    if settings.cache_features == "on" and not possible:
-        raise CorollaError(
-            "cache_features=on needs a pretrained model with a frozen backbone and augment=none "
-            f"(features must be the same every epoch). Received: model={settings.model!r}, augment={settings.augment!r}"
-        )
     return possible and settings.cache_features != "off"
 
 

@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 
-from corolla.config import CONFIG, TrainConfig
+from corolla.config import CONFIG, TrainConfig, read_yaml
 from corolla.data.manifest import describe
 from corolla.errors import CorollaError
 from corolla.train import session
@@ -84,7 +84,7 @@ def _resolve(data_dir, *, out, config, recipe, resume, options) -> TrainConfig:
     if recipe:
         settings = TrainConfig.from_file(recipe_path(recipe), recipe=recipe)
     if config:
-        settings = settings.updated(**TrainConfig.from_file(config).__dict__ | {"recipe": settings.recipe or None})
+        settings = settings.updated(**read_yaml(config))  # only the keys the file sets
     settings = settings.updated(**options)
     if data_dir is not None:
         settings = settings.updated(data_dir=str(pathlib.Path(data_dir).resolve()))
