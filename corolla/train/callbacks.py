@@ -78,14 +78,21 @@ class RunCheckpoints(keras.callbacks.Callback):
         self.best_epoch = progress.get("best_epoch", 0)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.started, self.eval_seconds = time.perf_counter(), 0.0
+
+    def on_test_begin(self, logs=None):  # fit's evaluation pass: timed apart, so img/s is training alone
+        self.eval_started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.eval_seconds += time.perf_counter() - self.eval_started
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         seconds = time.perf_counter() - self.started
         self.epoch += 1
         optimizer = self.model.optimizer
-        logs.update(learning_rate=float(optimizer.learning_rate), epoch_seconds=seconds, images_per_second=self.images_per_epoch / seconds)
+        train_seconds = seconds - self.eval_seconds
+        logs.update(learning_rate=float(optimizer.learning_rate), epoch_seconds=seconds, images_per_second=self.images_per_epoch / train_seconds)
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
         value = logs.get(self.monitor)

@@ -24,6 +24,8 @@ import shutil
 import sys
 import time
 
+import numpy as np
+
 from corolla.config import CONFIG, TrainConfig, read_yaml
 from corolla.data.manifest import describe
 from corolla.errors import CorollaError
@@ -136,8 +138,6 @@ def _open_run_dir(run_dir: pathlib.Path, settings: TrainConfig, *, overwrite: bo
 def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) -> dict:
     history = progress.get("history", {})
     monitor = "val_accuracy" if settings.eval_images else "accuracy"
-    epoch_seconds = history.get("epoch_seconds", [])
-    images = settings.train_images
     return {
         "run_dir": str(run_dir),
         "best_epoch": progress.get("best_epoch", 0),
@@ -145,5 +145,5 @@ def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) 
         "best_accuracy": progress.get("best", math.nan),
         "epochs": progress.get("epoch", 0),
         "seconds": seconds,
-        "images_per_second": images * len(epoch_seconds) / sum(epoch_seconds) if epoch_seconds else 0.0,
+        "images_per_second": float(np.median(history["images_per_second"])) if history.get("images_per_second") else 0.0,
     }
