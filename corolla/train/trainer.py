@@ -28,6 +28,7 @@ import numpy as np
 
 from corolla.config import CONFIG, TrainConfig, read_yaml
 from corolla.data.manifest import describe
+from corolla.data.storage import is_remote
 from corolla.errors import CorollaError
 from corolla.train import session
 from corolla.train.callbacks import read_state, remove_temporaries
@@ -57,7 +58,7 @@ def train(
     manifest = describe(settings.data_dir)  # prepared data or a raw folder/CSV; bad input fails here, before TensorFlow loads
     settings = _with_data(settings, manifest)
     session.check(settings)
-    run_dir = pathlib.Path(out) if out is not None else pathlib.Path("runs") / pathlib.Path(settings.data_dir).name
+    run_dir = pathlib.Path(out) if out is not None else pathlib.Path("runs") / pathlib.PurePosixPath(settings.data_dir).name
     if find_lr:
         steps = 200 if find_lr is True else int(find_lr)
         return session.find_learning_rate(settings, manifest, out_dir=run_dir / "lr_finder", steps=steps, verbose=verbose)
@@ -79,7 +80,7 @@ def _resolve(data_dir, *, out, config, recipe, resume, options) -> TrainConfig:
         if out is None or not (pathlib.Path(out) / CONFIG).is_file():
             raise CorollaError(f"--resume continues a run folder, and {out} holds no {CONFIG}. Pass the run's --out. Received: out={out!r}")
         base = TrainConfig.load(out)
-        if data_dir is not None and pathlib.Path(data_dir).resolve() != pathlib.Path(base.data_dir).resolve():
+        if data_dir is not None and _absolute(data_dir) != base.data_dir:
             raise CorollaError(f"--resume continues {out} on its own data ({base.data_dir}). Received: data_dir={str(data_dir)!r}")
         return base.updated(**options)
     settings = TrainConfig()
@@ -89,10 +90,15 @@ def _resolve(data_dir, *, out, config, recipe, resume, options) -> TrainConfig:
         settings = settings.updated(**read_yaml(config))  # only the keys the file sets
     settings = settings.updated(**options)
     if data_dir is not None:
-        settings = settings.updated(data_dir=str(pathlib.Path(data_dir).resolve()))
+        settings = settings.updated(data_dir=_absolute(data_dir))
     if not settings.data_dir:
         raise CorollaError("No data to train on. Pass DATA_DIR (prepared data or a folder of class sub-folders), or --config a file with data_dir.")
     return settings
+
+
+def _absolute(data_dir) -> str:
+    """A local path made absolute (the run folder may be read from elsewhere); gs:// and co. as given."""
+    return str(data_dir) if is_remote(data_dir) else str(pathlib.Path(data_dir).resolve())
 
 
 def _with_data(settings: TrainConfig, manifest) -> TrainConfig:
