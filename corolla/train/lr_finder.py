@@ -83,9 +83,9 @@ def _plot(result: dict, path: pathlib.Path) -> None:
     axes.plot(result["rates"], result["smoothed"], label="smoothed")
     axes.axvline(result["suggestion"], color="tab:red", linestyle="--", label=f"suggested {result['suggestion']:.2g}")
     axes.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="Learning-rate range test")
-    finite = [value for value in result["smoothed"] if math.isfinite(value)]
+    finite = [value for value in result["smoothed"] + result["losses"] if math.isfinite(value)]
     if finite:
-        axes.set_ylim(min(finite) * 0.9, min(max(finite), 3 * finite[0]) * 1.1)
+        axes.set_ylim(max(0.0, min(finite) * 0.9), min(max(finite), 1.5 * result["smoothed"][0]) * 1.05)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
