@@ -1,10 +1,16 @@
-"""End to end over HTTP: a real `corolla serve` process on a loopback port, real requests."""
+"""End to end over HTTP: a real `corolla serve` process on a loopback port, both protocols, real requests.
+
+Also home of the helpers the other test_serve_* modules import (servers in a subprocess or a thread).
+"""
 
 import base64
+import contextlib
 import os
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -15,6 +21,7 @@ from corolla.predict import predict
 from tests.conftest import COLOURS, encode, noisy_colour
 
 pytestmark = pytest.mark.slow
+MODEL = "shapes-run"
 
 
 def free_port() -> int:
@@ -23,57 +30,204 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def wait_ready(url: str, process=None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout  # TensorFlow start-up on a loaded 2-core machine
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"corolla serve exited early:\n{process.output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    pytest.fail(f"the server at {url} was not ready within {timeout} s")
+
+
+@contextlib.contextmanager
+def cli_server(path, *args):
+    """`corolla serve PATH ARGS` in a subprocess; yields (url, process); process.output() is its stdout + stderr so far."""
+    import tempfile
+
+    port = free_port()
+    with tempfile.TemporaryFile("a+") as log:  # a file, not a pipe (a full pipe would block the server); appends only
+        process = subprocess.Popen(
+            [sys.executable, "-m", "corolla.cli", "serve", str(path), "--port", str(port), *args],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        process.output = lambda: (log.seek(0), log.read())[1]
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, process)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+@contextlib.contextmanager
+def thread_server(path, **options):
+    """A real uvicorn server on loopback, in a thread of the test process (TensorFlow is already loaded)."""
+    import uvicorn
+
+    from corolla.serve import create_app
+
+    app = create_app(path, access_log=False, **options)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=120)
+        yield url, app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def images(seed: int = 11) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [encode(noisy_colour(rng, colour, 50, 64), fmt) for colour, fmt in zip(COLOURS.values(), ["JPEG", "PNG", "JPEG"])]
+
+
 @pytest.fixture(scope="module")
 def server(exported):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "corolla.cli", "serve", str(exported.parent), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    with cli_server(exported.parent.parent, "--max-batch-size", "8") as (url, _):  # the run folder
+        yield url
+
+
+def post(url, path, body=None, **kwargs):
+    return httpx.post(f"{url}{path}", timeout=30, **kwargs, **({"json": body} if body is not None else {}))
+
+
+def test_tf_serving_status_and_metadata(server):
+    status = {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    assert httpx.get(f"{server}/v1/models/{MODEL}").json() == {"model_version_status": [status]}
+    assert httpx.get(f"{server}/v1/models/{MODEL}/versions/1").json() == {"model_version_status": [status]}
+    for path in (f"/v1/models/{MODEL}/metadata", f"/v1/models/{MODEL}/versions/1/metadata"):
+        metadata = httpx.get(f"{server}{path}").json()
+        assert metadata["model_spec"] == {"name": MODEL, "signature_name": "", "version": "1"}
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+        assert set(signatures) == {"serving_default", "pixels", "pixels_uint8"}
+        assert signatures["serving_default"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+        assert [d["size"] for d in signatures["pixels"]["inputs"]["pixels"]["tensor_shape"]["dim"]] == ["-1", "32", "32", "3"]
+    assert httpx.get(f"{server}/v1/models").json()["models"][0] == {"name": MODEL, "version": "1", "labels": ["blue", "green", "red"]}
+
+
+def test_predict_rows_and_columns_equal_in_process_keras(server, keras_predict):
+    data = images()
+    expected = [keras_predict(item) for item in data]
+    rows = post(server, f"/v1/models/{MODEL}:predict", {"instances": [{"image_bytes": {"b64": b64(d)}, "key": f"k{i}"} for i, d in enumerate(data)]})
+    assert rows.status_code == 200, rows.text
+    for i, (row, reference) in enumerate(zip(rows.json()["predictions"], expected)):
+        np.testing.assert_allclose(row["probabilities"], reference, atol=1e-5)
+        assert row["classes"] == int(np.argmax(reference)) and row["labels"] == ["blue", "green", "red"][row["classes"]] and row["key"] == f"k{i}"
+    columns = post(server, f"/v1/models/{MODEL}/versions/1:predict", {"signature_name": "serving_default", "inputs": {"image_bytes": [{"b64": b64(d)} for d in data]}})
+    assert columns.status_code == 200, columns.text
+    outputs = columns.json()["outputs"]
+    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
+    assert outputs["key"] == ["", "", ""] and len(outputs["labels"]) == 3
+    # The key is optional, and a bare {"b64": …} instance is the image:
+    bare = post(server, f"/v1/models/{MODEL}:predict", {"instances": [{"b64": b64(data[0])}]}).json()["predictions"][0]
+    np.testing.assert_allclose(bare["probabilities"], expected[0], atol=1e-5)
+    assert bare["key"] == ""
+
+
+def test_pixel_signatures_and_classify(server, keras_predict):
+    import tensorflow as tf
+
+    from corolla.data.pipeline import decode_and_resize
+
+    data = images()[0]
+    pixels = decode_and_resize(tf.constant(data), image_size=32, channels=3).numpy()
+    as_float = post(server, f"/v1/models/{MODEL}:predict", {"signature_name": "pixels", "instances": [pixels.tolist()]})
+    np.testing.assert_allclose(as_float.json()["predictions"][0]["probabilities"], keras_predict(data), atol=1e-5)
+    rounded = np.round(pixels).astype(np.uint8)
+    as_uint8 = post(server, f"/v1/models/{MODEL}:predict", {"signature_name": "pixels_uint8", "inputs": {"pixels": [rounded.tolist()]}})
+    assert as_uint8.status_code == 200 and "key" not in as_uint8.json()["outputs"]
+    classified = post(server, f"/v1/models/{MODEL}:classify", {"examples": [{"image_bytes": {"b64": b64(data)}}]})
+    assert classified.status_code == 200, classified.text
+    result = classified.json()["results"][0]
+    assert [label for label, _ in result] == ["blue", "green", "red"]
+    np.testing.assert_allclose([score for _, score in result], keras_predict(data), atol=1e-5)
+
+
+def test_kserve_v2_endpoints(server, keras_predict):
+    assert httpx.get(f"{server}/v2").json()["name"] == "corolla"
+    assert httpx.get(f"{server}/v2/health/live").json() == {"live": True}
+    assert httpx.get(f"{server}/v2/health/ready").json() == {"ready": True}
+    for path in (f"/v2/models/{MODEL}/ready", f"/v2/models/{MODEL}/versions/1/ready"):
+        assert httpx.get(f"{server}{path}").json() == {"name": MODEL, "ready": True}
+    metadata = httpx.get(f"{server}/v2/models/{MODEL}").json()
+    assert metadata["versions"] == ["1"] and metadata["platform"] in ("tensorflow_savedmodel", "onnxruntime_onnx")
+    assert {tensor["name"]: tensor["shape"] for tensor in metadata["inputs"]} == {"image_bytes": [-1], "pixels": [-1, 32, 32, 3]}
+    assert httpx.get(f"{server}/v2/models/{MODEL}/versions/1").json() == metadata
+    data = images()
+    request = {"id": "r1", "inputs": [{"name": "image_bytes", "shape": [3], "datatype": "BYTES", "data": [b64(d) for d in data]}]}
+    answer = post(server, f"/v2/models/{MODEL}/infer", request).json()
+    assert answer["id"] == "r1" and answer["model_name"] == MODEL and answer["model_version"] == "1"
+    outputs = {tensor["name"]: tensor for tensor in answer["outputs"]}
+    assert outputs["probabilities"]["shape"] == [3, 3] and outputs["probabilities"]["datatype"] == "FP32"
+    np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (3, 3)), [keras_predict(d) for d in data], atol=1e-5)
+    assert outputs["labels"]["data"] == [["blue", "green", "red"][c] for c in outputs["classes"]["data"]]
+    # Pixels as FP32 (flat data, as the protocol sends it) and as UINT8, to one version:
+    import tensorflow as tf
+
+    from corolla.data.pipeline import decode_and_resize
+
+    pixels = decode_and_resize(tf.constant(data[0]), image_size=32, channels=3).numpy()
+    fp32 = {"inputs": [{"name": "pixels", "shape": [1, 32, 32, 3], "datatype": "FP32", "data": pixels.reshape(-1).tolist()}], "outputs": [{"name": "probabilities"}]}
+    answer = post(server, f"/v2/models/{MODEL}/versions/1/infer", fp32).json()
+    assert [tensor["name"] for tensor in answer["outputs"]] == ["probabilities"]
+    np.testing.assert_allclose(answer["outputs"][0]["data"], keras_predict(data[0]), atol=1e-5)
+    uint8 = {"inputs": [{"name": "pixels", "shape": [1, 32, 32, 3], "datatype": "UINT8", "data": np.round(pixels).astype(int).tolist()}]}
+    assert post(server, f"/v2/models/{MODEL}/infer", uint8).status_code == 200
+    # Triton's classification extension: "score:index:label", best first.
+    top = post(server, f"/v2/models/{MODEL}/infer", {**request, "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}]}).json()
+    first = top["outputs"][0]
+    assert first["shape"] == [3, 2] and first["datatype"] == "BYTES" and first["data"][0].count(":") == 2
+
+
+def test_kserve_binary_tensor_extension(server, keras_predict):
+    """What tritonclient sends by default: a JSON header, then length-prefixed raw bytes; answers in binary too."""
+    data = images()[:2]
+    blob = b"".join(struct.pack("<I", len(item)) + item for item in data)
+    header = (
+        b'{"inputs":[{"name":"image_bytes","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":%d}}],'
+        b'"parameters":{"binary_data_output":true}}' % len(blob)
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # TensorFlow start-up on a loaded 2-core machine
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"corolla serve exited early:\n{process.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("corolla serve did not answer within 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-
-
-def post(url, body, **kwargs):
-    return httpx.post(f"{url}/v1/models/shapes-run:predict", timeout=30, **kwargs, **({"json": body} if body is not None else {}))
-
-
-def test_model_status_and_name_from_the_run_folder(server):
-    response = httpx.get(f"{server}/v1/models/shapes-run")
-    assert response.status_code == 200
-    assert response.json()["model_version_status"][0] == {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-
-
-def test_predictions_over_http_equal_in_process_keras(server, exported, keras_predict, tmp_path):
-    rng = np.random.default_rng(11)
-    images = [encode(noisy_colour(rng, colour, 50, 64), fmt) for colour, fmt in zip(COLOURS.values(), ["JPEG", "PNG", "JPEG"])]
-    instances = [{"image_bytes": {"b64": base64.b64encode(data).decode()}, "key": f"k{i}"} for i, data in enumerate(images)]
-    response = post(server, {"instances": instances})
+    response = post(server, f"/v2/models/{MODEL}/infer", content=header + blob, headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"})
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    for i, (data, row) in enumerate(zip(images, predictions)):
-        expected = keras_predict(data)
-        np.testing.assert_allclose(row["probabilities"], expected, atol=1e-5)
-        assert row["classes"] == int(np.argmax(expected)) and row["key"] == f"k{i}"
-    # The key is optional, as in the seeds' client:
-    assert post(server, {"instances": [{"image_bytes": instances[0]["image_bytes"]}]}).json()["predictions"][0]["key"] == ""
-    # And the `corolla predict --url` client agrees with `--model` (local) on files:
+    length = int(response.headers["Inference-Header-Content-Length"])
+    import json
+
+    meta = json.loads(response.content[:length])
+    offset, tensors = length, {}
+    for tensor in meta["outputs"]:
+        size = tensor["parameters"]["binary_data_size"]
+        tensors[tensor["name"]] = response.content[offset : offset + size]
+        offset += size
+    probabilities = np.frombuffer(tensors["probabilities"], "<f4").reshape(2, 3)
+    np.testing.assert_allclose(probabilities, [keras_predict(d) for d in data], atol=1e-5)
+    assert np.frombuffer(tensors["classes"], "<i8").tolist() == np.argmax(probabilities, -1).tolist()
+    labels, offset = [], 0
+    while offset < len(tensors["labels"]):
+        (size,) = struct.unpack_from("<I", tensors["labels"], offset)
+        labels.append(tensors["labels"][offset + 4 : offset + 4 + size].decode())
+        offset += 4 + size
+    assert labels == [["blue", "green", "red"][i] for i in np.argmax(probabilities, -1)]
+
+
+def test_predict_url_agrees_with_local_predict(server, exported, tmp_path):
     paths = []
-    for i, data in enumerate(images):
+    for i, data in enumerate(images()):
         paths.append(tmp_path / f"{i}.img")
         paths[-1].write_bytes(data)
     remote = predict(paths, url=server, top_k=2)
@@ -83,35 +237,32 @@ def test_predictions_over_http_equal_in_process_keras(server, exported, keras_pr
         assert r["top"][0]["probability"] == pytest.approx(l["top"][0]["probability"], abs=1e-5)
 
 
-@pytest.mark.parametrize(
-    "body, status, message",
-    [
-        ({"instances": [{"image_bytes": {"b64": "!!not base64!!"}}]}, 400, "not valid base64"),
-        ({"instances": [{"image_bytes": {"b64": base64.b64encode(b"just text").decode()}}]}, 400, "not an image"),
-        ({"instances": [{"image_bytes": "raw string"}]}, 400, "b64"),
-        ({"instances": []}, 400, "empty"),
-        ({"inputs": {}}, 400, "instances"),
-        ([1, 2, 3], 400, "instances"),
-    ],
-)
-def test_bad_requests_get_4xx_json_errors(server, body, status, message):
-    response = post(server, body)
-    assert response.status_code == status
-    assert message in response.json()["error"]
+def test_metrics_page_and_openapi(server):
+    post(server, f"/v1/models/{MODEL}:predict", {"instances": []})  # one 400
+    text = httpx.get(f"{server}/metrics").text
+    assert 'corolla_requests_total{route="/v1/models/{name}:predict",method="POST",code="200"}' in text
+    assert 'corolla_request_errors_total{code="400"}' in text
+    for family in ("corolla_request_duration_seconds_bucket", "corolla_batch_size_bucket", "corolla_queue_depth", "corolla_model_version"):
+        assert family in text
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        body = httpx.get(f"{server}{asset}").text
+        assert "http://" not in body and "https://" not in body and "//cdn" not in body
+    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert "/v1/models/{name}:predict" in paths and "/v2/models/{name}/infer" in paths
 
 
-def test_truncated_image_non_json_unknown_model_and_huge_body(server):
-    rng = np.random.default_rng(3)
-    jpeg = encode(noisy_colour(rng, (90, 90, 90), 64, 64), "JPEG")
-    good = {"image_bytes": {"b64": base64.b64encode(jpeg).decode()}}
-    cut = {"image_bytes": {"b64": base64.b64encode(jpeg[: len(jpeg) // 2]).decode()}}
-    truncated = post(server, {"instances": [good, cut]})
-    assert truncated.status_code == 400
-    assert truncated.json()["error"].startswith("image 1 cannot be decoded (jpeg::Uncompress failed")
-    bad_json = post(server, None, content=b"{not json")
-    assert bad_json.status_code == 400 and "JSON" in bad_json.json()["error"]
-    unknown = httpx.post(f"{server}/v1/models/other:predict", json={"instances": []})
-    assert unknown.status_code == 404 and "other" in unknown.json()["error"]
-    huge = post(server, None, content=b"x" * (11 * 2**20))
-    assert huge.status_code == 413 and "limit" in huge.json()["error"]
-    assert httpx.get(f"{server}/v1/models/shapes-run").status_code == 200  # still answering
+def test_tritonclient_works_unchanged(server, keras_predict):
+    """The Open Inference Protocol's most used client, as its users call it (binary tensors by default)."""
+    http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
+    client = http.InferenceServerClient(server.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
+    assert client.get_model_metadata(MODEL)["outputs"][0]["name"] == "probabilities"
+    data = images()
+    image = http.InferInput("image_bytes", [len(data)], "BYTES")
+    image.set_data_from_numpy(np.array(data, dtype=object))
+    result = client.infer(MODEL, [image])
+    np.testing.assert_allclose(result.as_numpy("probabilities"), [keras_predict(d) for d in data], atol=1e-5)
+    top = client.infer(MODEL, [image], outputs=[http.InferRequestedOutput("probabilities", class_count=1)]).as_numpy("probabilities")
+    assert top.shape == (3, 1) and top[0, 0].decode().count(":") == 2

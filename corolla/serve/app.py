@@ -1,175 +1,265 @@
-"""`corolla serve`: TF Serving's REST API in front of an exported model (FastAPI + uvicorn).
+"""`corolla serve`: an exported model behind TF Serving's REST API and KServe's V2 protocol.
 
-    GET  /v1/models                  corolla extension: the served model's name and version
-    GET  /v1/models/{name}           model status, as TF Serving answers it
-    POST /v1/models/{name}:predict   {"instances": [{"image_bytes": {"b64": "…"}, "key": "…"}]}
-                                     → {"predictions": [{"probabilities": […], "classes": 3, "labels": "Dress", "key": "…"}]}
-
-Errors are `{"error": "…"}` with a 4xx code for anything the client sent wrong.
+Routes: /v1/... (corolla.serve.tfserving), /v2/... (corolla.serve.kserve), / (a web page to
+try the model), /metrics (Prometheus) and /openapi.json. Errors are {"error": "…"} with
+a 4xx status for anything the client sent wrong, 503 when overloaded or not ready, 504 past
+the deadline. On SIGTERM the server drains: new requests get 503, in-flight ones finish.
 
 Example:
-    app = create_app(ExportedModel.load("runs/fm/export"), model_name="fm")
+    app = create_app("runs/fm/export", model_name="fm", max_batch_size=32)   # for any ASGI server
+    serve("runs/fm/export", port=8501)                                       # blocks
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
+import contextlib
+import dataclasses
 import json
-import re
+import logging
+import os
+import pathlib
+import signal
+import threading
+import time
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, inspect_image
 from corolla.errors import CorollaError
-from corolla.serve.runtime import ExportedModel
+from corolla.serve import kserve, tfserving
+from corolla.serve.batching import DeadlineExceeded, Overloaded
+from corolla.serve.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PIXELS, MODEL_NAME, ApiError, Limits
+from corolla.serve.metrics import CONTENT_TYPE, Metrics
+from corolla.serve.middleware import Observe
+from corolla.serve.versions import ModelManager
 
-MAX_BODY_BYTES = 10 * 2**20
-MAX_INSTANCES = 256
+STATIC = pathlib.Path(__file__).parent / "static"
+SETTINGS_ENV = "COROLLA_SERVE_SETTINGS"  # how `--workers N` hands the options to each worker process
+logger = logging.getLogger("corolla.serve")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    limits: Limits
+    request_timeout_s: float
+    drain_timeout_s: float
 
 
 def create_app(
-    model: ExportedModel,
+    path: str | os.PathLike,
     *,
-    model_name: str,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_instances: int = MAX_INSTANCES,
+    model_name: str | None = None,
+    runtime: str = "auto",
+    max_batch_size: int = 32,
+    batch_timeout_ms: float = 2.0,
+    max_queue: int = 256,
+    request_timeout_s: float = 30.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    poll_seconds: float = 2.0,
+    drain_timeout_s: float = 30.0,
+    access_log: bool = True,
 ) -> FastAPI:
-    app = FastAPI(title="corolla", description=f"Serving model '{model_name}' (TF Serving REST API).")
+    """The ASGI app serving the newest complete version under `path` (loaded in the background at start-up)."""
+    from corolla.serve.runtime import RUNTIMES, find_version
 
-    @app.exception_handler(ApiError)
-    async def api_error(request, error: ApiError):
-        return JSONResponse({"error": error.message}, status_code=error.status)
+    path = _export_base(path)
+    version_dir = find_version(path)  # fail now, with a clear message, if there is nothing to serve
+    model_name = model_name or default_name(version_dir)
+    if not MODEL_NAME.fullmatch(model_name):
+        raise CorollaError(f"Model names may use only letters, digits, '.', '_' and '-'. Received: model_name={model_name!r}")
+    if runtime not in RUNTIMES:
+        raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
+    if request_timeout_s <= 0 or poll_seconds <= 0:
+        raise CorollaError(f"Timeouts must be positive. Received: request_timeout_s={request_timeout_s}, poll_seconds={poll_seconds}")
+    if max_batch_size < 1 or batch_timeout_ms < 0 or max_queue < 1:
+        raise CorollaError(
+            f"Expected max_batch_size ≥ 1, batch_timeout_ms ≥ 0 and max_queue ≥ 1. "
+            f"Received: max_batch_size={max_batch_size}, batch_timeout_ms={batch_timeout_ms}, max_queue={max_queue}"
+        )
+    try:
+        limits = Limits(max_body_bytes=max_body_bytes, max_instances=max_instances, max_pixels=max_pixels)
+    except ValueError as error:
+        raise CorollaError(str(error)) from None
+    metrics = Metrics()
+    manager = ModelManager(
+        path, model_name=model_name, poll_seconds=poll_seconds, metrics=metrics, runtime=runtime,
+        max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms, max_queue=max_queue, max_pixels=max_pixels,
+    )
+    metrics.gauges["corolla_queue_depth"] = ("Images admitted and waiting for a batch (decoding or queued).", lambda: _queue(manager))
+    metrics.gauges["corolla_model_version"] = ("The version being served (0 while none is ready).", lambda: _version(manager))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request, error: HTTPException):
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loop = asyncio.get_running_loop()
+        manager.start(loop)
+        _drain_on_sigterm(app, loop)
+        yield
+        manager.stop()
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, error: RequestValidationError):
-        return JSONResponse({"error": str(error.errors())}, status_code=400)
+    app = FastAPI(
+        title="corolla",
+        version=_version_string(),
+        description=f"Serving the image classifier '{model_name}' over TF Serving's REST API and the KServe V2 / Open Inference Protocol.",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load their assets from a CDN; the server must work offline
+        redoc_url=None,
+    )
+    app.state.manager, app.state.metrics, app.state.draining = manager, metrics, False
+    app.state.settings = Settings(limits=limits, request_timeout_s=request_timeout_s, drain_timeout_s=drain_timeout_s)
+    app.add_middleware(Observe, metrics=metrics, access_log=access_log)
+    _add_error_handlers(app)
+    app.include_router(tfserving.router)
+    app.include_router(kserve.router)
 
-    def check_name(name: str) -> None:
-        if name != model_name:
-            raise ApiError(404, f"Servable not found for request: Latest({name}). This server serves '{model_name}'.")
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus():
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
-    def status() -> dict:
-        return {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
-    @app.get("/v1/models")
-    def list_models():
-        return {"models": [{"name": model_name, "version": str(model.version), "labels": model.labels}]}
-
-    @app.get("/v1/models/{name}")
-    def model_status(name: str):
-        check_name(name)
-        return status()
-
-    @app.post("/v1/models/{name}:predict")
-    async def predict(name: str, request: Request):
-        check_name(name)
-        body = await _read_body(request, max_body_bytes)
-        images, keys = _parse_instances(body, max_instances=max_instances, max_pixels=max_pixels)
-        try:
-            outputs = await run_in_threadpool(model.predict, images, keys)
-        except ValueError as error:
-            raise ApiError(400, str(error)) from None
-        return {"predictions": _rows(outputs)}
-
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"Request body of {int(declared):,} bytes exceeds the limit of {limit:,} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"Request body exceeds the limit of {limit:,} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+# The page loads nothing from elsewhere; say so to the browser too.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'", "X-Content-Type-Options": "nosniff"}
 
 
-def _parse_instances(body: bytes, *, max_instances: int, max_pixels: int) -> tuple[list[bytes], list[str]]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Request body is not valid JSON.") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
-        raise ApiError(400, 'Expected a JSON object with an "instances" list: {"instances": [{"image_bytes": {"b64": "…"}}]}')
-    instances = payload["instances"]
-    if not instances:
-        raise ApiError(400, '"instances" is empty.')
-    if len(instances) > max_instances:
-        raise ApiError(413, f"{len(instances)} instances exceed the limit of {max_instances} per request.")
-    images, keys = [], []
-    for index, instance in enumerate(instances):
-        if not isinstance(instance, dict) or "image_bytes" not in instance:
-            raise ApiError(400, f'instances[{index}]: expected an object with "image_bytes": {{"b64": "…"}}.')
-        encoded = instance["image_bytes"]
-        encoded = encoded.get("b64") if isinstance(encoded, dict) else None
-        if not isinstance(encoded, str):
-            raise ApiError(400, f'instances[{index}].image_bytes: expected {{"b64": "<base64 string>"}}.')
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, f"instances[{index}].image_bytes: not valid base64.") from None
-        try:
-            inspect_image(data, max_pixels=max_pixels)
-        except InvalidImage as error:
-            raise ApiError(400, f"instances[{index}].image_bytes: {error}.") from None
-        key = instance.get("key", "")
-        if not isinstance(key, str):
-            raise ApiError(400, f"instances[{index}].key: expected a string.")
-        images.append(data)
-        keys.append(key)
-    return images, keys
+def _add_error_handlers(app: FastAPI) -> None:
+    def error(status: int, message: str, **headers) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded):
+        return error(503, str(exc) or "The server is overloaded; retry shortly.", **{"Retry-After": "1"})
+
+    @app.exception_handler(DeadlineExceeded)
+    async def deadline(request: Request, exc: DeadlineExceeded):
+        timeout = request.app.state.settings.request_timeout_s
+        return error(504, f"The request waited longer than its {timeout:g} s deadline (--request-timeout-s); the server is too busy. Retry later.")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        message = f"No such endpoint: {request.method} {request.url.path}. The API is described at /openapi.json." if exc.status_code == 404 else str(exc.detail)
+        return error(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return error(400, f"Invalid request: {exc.errors()}")
 
 
-def _rows(outputs: dict) -> list[dict]:
-    rows = []
-    for i in range(len(outputs["classes"])):
-        rows.append(
-            {
-                "probabilities": [float(p) for p in outputs["probabilities"][i]],
-                "classes": int(outputs["classes"][i]),
-                "labels": outputs["labels"][i].decode("utf-8"),
-                "key": outputs["key"][i].decode("utf-8"),
-            }
-        )
-    return rows
+def _drain_on_sigterm(app: FastAPI, loop) -> None:
+    """SIGTERM: answer new requests 503, let in-flight ones finish, then hand over to uvicorn's own shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # an embedded server (tests, notebooks): its owner stops it
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous):
+        return
+
+    async def drain(sig):
+        metrics, deadline = app.state.metrics, time.monotonic() + app.state.settings.drain_timeout_s
+        while metrics.inflight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        previous(sig, None)
+
+    def on_sigterm(sig, frame):
+        if app.state.draining:
+            return previous(sig, frame)
+        app.state.draining = True
+        logger.info("SIGTERM: draining (new requests get 503; %d in flight finish first)", app.state.metrics.inflight)
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain(sig)))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def serve(path, *, host: str = "127.0.0.1", port: int = 8501, model_name: str | None = None, log_level: str = "info") -> None:
-    """Serve the newest version under `path` (an export folder or a run folder) until interrupted."""
-    import uvicorn
-
-    from corolla.serve.runtime import find_version
-
-    version_dir = find_version(path)
-    model_name = model_name or _default_name(version_dir)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", model_name):
-        raise CorollaError(f"Model names may use only letters, digits, '.', '_' and '-'. Received: model_name={model_name!r}")
-    model = ExportedModel(version_dir)
-    print(f"Serving '{model_name}' version {model.version} from {version_dir} at http://{host}:{port}/v1/models/{model_name}")
-    uvicorn.run(create_app(model, model_name=model_name), host=host, port=port, log_level=log_level)
+def _queue(manager) -> dict:
+    current = manager.current
+    return {(): current.batcher.queued if current else 0}
 
 
-def _default_name(version_dir) -> str:
+def _version(manager) -> dict:
+    current = manager.current
+    return {(("model", manager.model_name), ("runtime", current.runtime_name if current else "")): current.version if current else 0}
+
+
+def _version_string() -> str:
+    import corolla
+
+    return corolla.__version__
+
+
+def _export_base(path) -> pathlib.Path:
+    """A run folder → its export folder; anything else as given."""
+    from corolla.config import CONFIG
+
+    path = pathlib.Path(path)
+    return path / "export" if (path / CONFIG).is_file() and (path / "export").is_dir() else path
+
+
+def default_name(version_dir: pathlib.Path) -> str:
     """The run folder's name: RUN_DIR/export/<n> → RUN_DIR's name."""
+    version_dir = pathlib.Path(version_dir).resolve()
     export_base = version_dir.parent
     run_dir = export_base.parent if export_base.name == "export" else export_base
-    return run_dir.resolve().name
+    name = run_dir.name
+    return name if MODEL_NAME.fullmatch(name) else "model"
+
+
+def serve(
+    path: str | os.PathLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    workers: int = 1,
+    log_level: str = "info",
+    **options,
+) -> None:
+    """Serve the newest version under `path` (an export folder, one version of it, or a run folder) until stopped.
+
+    `options` are create_app's (model_name, runtime, max_batch_size, batch_timeout_ms, …).
+    """
+    import uvicorn
+
+    _configure_logging(log_level)
+    if workers < 1:
+        raise CorollaError(f"workers must be ≥ 1. Received: workers={workers}")
+    app = create_app(path, **options)  # checks everything once, in this process
+    name = app.state.manager.model_name
+    logger.info("Loading '%s' from %s; it will answer at http://%s:%d/v1/models/%s (web page: http://%s:%d/)", name, path, host, port, name, host, port)
+    common = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 60,
+              "timeout_keep_alive": 75}  # longer than load balancers' idle timeouts, so they close first
+    if workers == 1:
+        uvicorn.run(app, **common)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps({"path": str(path), "log_level": log_level, **options})
+    uvicorn.run("corolla.serve.app:worker_app", factory=True, workers=workers, **common)
+
+
+def worker_app() -> FastAPI:
+    """One `--workers` process's app, from the settings `serve` left in the environment."""
+    options = json.loads(os.environ[SETTINGS_ENV])
+    _configure_logging(options.pop("log_level"))
+    return create_app(options.pop("path"), **options)
+
+
+def _configure_logging(level: str) -> None:
+    for name, fmt in (("corolla.serve", "%(levelname)s:     %(message)s"), ("corolla.access", "%(message)s")):
+        log = logging.getLogger(name)
+        if not log.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter(fmt))
+            log.addHandler(handler)
+        log.setLevel(level.upper())
+        log.propagate = False

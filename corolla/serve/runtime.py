@@ -1,19 +1,24 @@
-"""Load an exported SavedModel (the newest complete version) and run it on encoded images.
+"""Load an exported version and run it: the SavedModel through TensorFlow, or model.onnx through ONNX Runtime.
 
-Shared by `corolla serve` and local `corolla predict`, so both give the same answers.
+`ExportedModel` runs the SavedModel's `serving_default` signature on encoded images (shared by
+local `corolla predict` and the export parity check). The server decodes images itself with
+the decode/resize training used (`Decoder`), then batches pixels through a runtime:
+`TensorFlowRuntime` (the SavedModel's `pixels` signature) or `OnnxRuntime`; both take float32
+[n, size, size, channels] in 0..255 and give the same probabilities (the export's parity check).
 
 Example:
     model = ExportedModel.load("runs/fm/export")      # newest version, e.g. runs/fm/export/2
     outputs = model.predict([open("shoe.png", "rb").read()])
-    outputs["labels"][0], outputs["probabilities"][0]
+    runtime, timings = load_runtime(model.path, "auto")   # the faster of tf and onnx on this machine
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import pathlib
+import re
+import time
 
 import numpy as np
 
@@ -21,9 +26,13 @@ from corolla.config import CONFIG
 from corolla.errors import CorollaError
 from corolla.export.saved_model import INFO
 
+RUNTIMES = ("auto", "tf", "onnx")
+
 
 def find_version(path: str | os.PathLike) -> pathlib.Path:
     """`path` itself if it is a SavedModel, else its highest-numbered complete version folder."""
+    from corolla.serve.versions import complete_versions
+
     path = pathlib.Path(path)
     if (path / "saved_model.pb").is_file():
         return path
@@ -31,23 +40,32 @@ def find_version(path: str | os.PathLike) -> pathlib.Path:
         raise CorollaError(f"Export folder not found: {path}. Create one with `corolla export RUN_DIR`. Received: {str(path)!r}")
     if (path / CONFIG).is_file() and (path / "export").is_dir():
         return find_version(path / "export")  # a run folder
-    versions = [child for child in path.iterdir() if child.name.isdigit() and (child / "saved_model.pb").is_file()]
+    versions = complete_versions(path)
     if not versions:
         raise CorollaError(
-            f"{path} holds no exported model (expected {path}/<version>/saved_model.pb). "
+            f"{path} holds no complete exported model (expected {path}/<version>/saved_model.pb and model_card.json). "
             f"Run `corolla export RUN_DIR` first."
         )
-    return max(versions, key=lambda child: int(child.name))
+    return versions[-1]
+
+
+def read_info(version_dir: pathlib.Path) -> dict:
+    """corolla.json: labels, image_size and channels of the version."""
+    try:
+        info = json.loads((version_dir / INFO).read_text(encoding="utf-8"))
+        return {"labels": list(info["labels"]), "image_size": int(info["image_size"]), "channels": int(info["channels"]), **info}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CorollaError(f"{version_dir} has no readable {INFO} ({error}); it was not written by `corolla export`. Re-export the run.") from None
 
 
 class ExportedModel:
     def __init__(self, version_dir: pathlib.Path):
         import tensorflow as tf
 
-        self.path = version_dir
-        self.version = int(version_dir.name) if version_dir.name.isdigit() else 1
-        self.info = json.loads((version_dir / INFO).read_text(encoding="utf-8")) if (version_dir / INFO).is_file() else {}
-        self._loaded = tf.saved_model.load(str(version_dir))
+        self.path = pathlib.Path(version_dir)
+        self.version = int(self.path.name) if self.path.name.isdigit() else 1
+        self.info = json.loads((self.path / INFO).read_text(encoding="utf-8")) if (self.path / INFO).is_file() else {}
+        self._loaded = tf.saved_model.load(str(self.path))
         self.signatures = self._loaded.signatures
         self._signature = self.signatures["serving_default"]
         self.labels = self.info.get("labels", [])
@@ -75,6 +93,104 @@ class ExportedModel:
             try:
                 tf.io.decode_image(data, expand_animations=False)
             except tf.errors.InvalidArgumentError as image_error:
-                reason = re.sub(r"\{\{.*?\}\}\s*", "", image_error.message).strip().splitlines()[0]
-                return f"image {index} cannot be decoded ({reason})"
+                return f"image {index} cannot be decoded ({clean_tf_message(image_error.message)})"
         return f"cannot run the model on these images ({error.message.strip().splitlines()[-1]})"
+
+
+def clean_tf_message(message: str) -> str:
+    return re.sub(r"\{\{.*?\}\}\s*", "", message).strip().splitlines()[0]
+
+
+class Decoder:
+    """Encoded image → float32 [size, size, channels] in 0..255, exactly as training and the SavedModel decode."""
+
+    def __init__(self, *, image_size: int, channels: int):
+        import tensorflow as tf
+
+        from corolla.data.pipeline import decode_and_resize
+
+        self.shape = (image_size, image_size, channels)
+        self._fn = tf.function(
+            lambda data: decode_and_resize(data, image_size=image_size, channels=channels),
+            input_signature=[tf.TensorSpec([], tf.string)],
+        )
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        """Raises ValueError with TensorFlow's reason when the bytes cannot be decoded."""
+        import tensorflow as tf
+
+        try:
+            return self._fn(tf.constant(data)).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as error:
+            raise ValueError(clean_tf_message(error.message)) from None
+
+
+class TensorFlowRuntime:
+    name = "tf"
+
+    def __init__(self, version_dir: pathlib.Path):
+        import tensorflow as tf
+
+        self._loaded = tf.saved_model.load(str(version_dir))
+        self._pixels = self._loaded.signatures["pixels"]
+        self._tf = tf
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self._pixels(pixels=self._tf.constant(pixels, self._tf.float32))["probabilities"].numpy()
+
+
+class OnnxRuntime:
+    name = "onnx"
+
+    def __init__(self, version_dir: pathlib.Path):
+        import onnxruntime
+
+        path = version_dir / "model.onnx"
+        if not path.is_file():
+            raise CorollaError(f"--runtime onnx needs {path}, and this version has none. Export with --format saved_model,onnx or use --runtime tf.")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # Idle inference threads would spin on the cores the decoding threads and the event loop need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: pixels.astype(np.float32, copy=False)})[0]
+
+
+def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, batch_size: int = 32, seconds: float = 0.4):
+    """(runtime, {name: images/s}): `auto` times both on random pixels and keeps the faster one."""
+    if runtime not in RUNTIMES:
+        raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
+    info = read_info(version_dir)
+    if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
+        return TensorFlowRuntime(version_dir), {}
+    if runtime == "onnx":
+        return OnnxRuntime(version_dir), {}
+    candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
+    shape = (info["image_size"], info["image_size"], info["channels"])
+    pixels = np.random.default_rng(0).uniform(0, 255, (batch_size, *shape)).astype(np.float32)
+    answers = [candidate(pixels) for candidate in candidates]  # also the warm-up
+    if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
+        return candidates[0], {}  # they disagree (an old or hand-made model.onnx): trust the SavedModel
+    speeds = {candidate.name: _speed(candidate, pixels, seconds) for candidate in candidates}
+    return max(candidates, key=lambda candidate: speeds[candidate.name]), speeds
+
+
+def _onnx_available(version_dir: pathlib.Path) -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return (version_dir / "model.onnx").is_file()
+
+
+def _speed(runtime, pixels: np.ndarray, seconds: float) -> float:
+    """Images per second over single images and full batches (both matter to a server)."""
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        runtime(pixels[:1])
+        runtime(pixels)
+        count += 1 + len(pixels)
+    return count / (time.perf_counter() - started)

@@ -1,0 +1,170 @@
+"""Which version to serve: the highest complete one under the export base, swapped in once warm.
+
+A version folder is complete when its model_card.json lists every file with the size (and,
+checked once before loading, the SHA-256) found on disk: a folder still being copied never
+matches its card, so it is never loaded. A background thread polls the base folder; a new
+version is loaded and warmed beside the old one, which keeps answering until the swap.
+
+Example:
+    manager = ModelManager("runs/fm/export", model_name="fm", runtime="auto")
+    manager.start(asyncio.get_running_loop())
+    servable = manager.get()            # the newest warm version (ApiError 503 while none is)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pathlib
+import threading
+import time
+
+from corolla.export.card import MODEL_CARD
+from corolla.serve.limits import ApiError
+
+logger = logging.getLogger("corolla.serve")
+
+
+def is_complete(version_dir: pathlib.Path, *, verify_hashes: bool = False) -> bool:
+    """Every file named in model_card.json is there with its size (and SHA-256, if asked)."""
+    try:
+        files = json.loads((version_dir / MODEL_CARD).read_text(encoding="utf-8"))["files"]
+        for name, entry in files.items():
+            path = version_dir / name
+            if path.stat().st_size != entry["bytes"] or (verify_hashes and _sha256(path) != entry["sha256"]):
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return (version_dir / "saved_model.pb").is_file()
+
+
+def complete_versions(base: pathlib.Path) -> list[pathlib.Path]:
+    """Complete version folders under `base`, lowest version first."""
+    try:
+        children = [child for child in base.iterdir() if child.name.isdigit() and child.name.isascii()]
+    except OSError:
+        return []
+    return sorted((child for child in children if is_complete(child)), key=lambda child: int(child.name))
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelManager:
+    def __init__(self, path, *, model_name: str, poll_seconds: float = 2.0, metrics=None, **servable_options):
+        path = pathlib.Path(path)
+        self.fixed = (path / "saved_model.pb").is_file()  # one version given: serve it, never look for others
+        self.base = path.parent if self.fixed else path
+        self.model_name = model_name
+        self.poll_seconds = poll_seconds
+        self.metrics = metrics
+        self.servable_options = {"metrics": metrics, **servable_options}
+        self.current = None
+        self.loading: int | None = None
+        self.failed: dict[int, str] = {}  # version → why it could not be loaded (not retried)
+        self._path = path
+        self._loop = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop) -> None:
+        """Load the newest version, then keep polling for newer ones, in a daemon thread."""
+        self._loop = loop
+        self._thread = threading.Thread(target=self._poll, name="corolla-versions", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.current is None and time.monotonic() < deadline and (self._thread and self._thread.is_alive()):
+            time.sleep(0.05)
+        return self.current is not None
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    def get(self, name: str | None = None, version: int | None = None):
+        """The servable that answers `name` (and `version`, if given); ApiError 404 or 503 otherwise."""
+        if name is not None and name != self.model_name:
+            raise ApiError(404, f"Servable not found for request: Latest({name}). This server serves the model '{self.model_name}'.")
+        current = self.current
+        if current is None:
+            raise ApiError(503, f"Model '{self.model_name}' is not ready yet: version {self.loading or '?'} is loading. Retry shortly.")
+        if version is not None and version != current.version:
+            raise ApiError(404, f"Servable not found for request: Specific({self.model_name}, {version}). Version {current.version} is served.")
+        return current
+
+    def status(self) -> list[dict]:
+        """TF Serving's model_version_status: the served version, and one being loaded or that failed."""
+        rows = []
+        if self.loading is not None:
+            rows.append(_status(self.loading, "LOADING"))
+        if self.current is not None:
+            rows.append(_status(self.current.version, "AVAILABLE"))
+        for version, reason in sorted(self.failed.items(), reverse=True)[:1]:
+            if self.current is None or version > self.current.version:
+                rows.append(_status(version, "END", "UNKNOWN", reason))
+        return rows
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            candidate = self._newest()
+            if candidate is not None and (self.current is None or int(candidate.name) > self.current.version):
+                self._load(candidate)
+            if self.fixed and self.current is not None:
+                return
+            self._stop.wait(self.poll_seconds)
+
+    def _newest(self) -> pathlib.Path | None:
+        if self.fixed:
+            return None if _version_of(self._path) in self.failed else self._path
+        versions = [path for path in complete_versions(self.base) if int(path.name) not in self.failed]
+        return versions[-1] if versions else None
+
+    def _load(self, version_dir: pathlib.Path) -> None:
+        from corolla.serve.servable import Servable
+
+        version = _version_of(version_dir)
+        self.loading = version
+        started = time.perf_counter()
+        try:
+            if not self.fixed and not is_complete(version_dir, verify_hashes=True):
+                return  # still being written (sizes matched, contents not yet): look again at the next poll
+            servable = Servable(version_dir, **self.servable_options)
+        except Exception as error:  # any failure leaves the served version in place
+            self.failed[version] = f"{type(error).__name__}: {error}"
+            logger.error("Could not load version %s from %s: %s", version, version_dir, error)
+            self._count("failed")
+            return
+        finally:
+            self.loading = None
+        previous, self.current = self.current, servable
+        self._count("loaded")
+        speeds = ", ".join(f"{name} {speed:,.0f} img/s" for name, speed in servable.runtime_speeds.items())
+        logger.info(
+            "Serving '%s' version %s from %s with the %s runtime%s (%.1f s to load and warm up)",
+            self.model_name, version, version_dir, servable.runtime_name, f" ({speeds})" if speeds else "", time.perf_counter() - started,
+        )
+        if previous is not None:
+            self._loop.call_soon_threadsafe(previous.close)  # finishes what it admitted, then stops
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.model_loads[outcome] += 1
+
+
+def _version_of(version_dir: pathlib.Path) -> int:
+    return int(version_dir.name) if version_dir.name.isdigit() and version_dir.name.isascii() else 1
+
+
+def _status(version: int, state: str, code: str = "OK", message: str = "") -> dict:
+    return {"version": str(version), "state": state, "status": {"error_code": code, "error_message": message}}
