@@ -140,3 +140,20 @@ def test_killed_export_leaves_the_previous_version_serving(trained_run, tmp_path
     assert ExportedModel.load(base).predict([encode(noisy_colour(rng, COLOURS["red"]))])["labels"][0] == b"red"
     second = export(trained_run, out=base, formats="saved_model", verbose=False)
     assert second.name == "2" and sorted(path.name for path in base.iterdir()) == ["1", "2"]  # the abandoned temp is gone
+
+
+@pytest.mark.slow
+def test_imagenet_scaled_model_exports_to_onnx_with_one_input(tmp_path):
+    """The per-channel ImageNet scaling must be constants in the graph, not extra inputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    from corolla.export.onnx import OnnxRunner, write_onnx
+    from corolla.models import build_model
+
+    model = build_model("resnet18", input_shape=(32, 32, 3), num_classes=3)
+    write_onnx(model, tmp_path / "model.onnx", input_spec=tf.TensorSpec([None, 32, 32, 3], tf.float32))
+    runner = OnnxRunner(tmp_path / "model.onnx")
+    assert len(runner._session.get_inputs()) == 1
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(runner(pixels), model.predict(pixels, verbose=0), atol=1e-5)

@@ -45,7 +45,9 @@ def scale(x, scaling: str):
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if x.shape[-1] == 1:
             mean, std = (sum(mean) / 3,), (sum(std) / 3,)
-        return layers.Normalization(mean=[255 * m for m in mean], variance=[(255 * s) ** 2 for s in std], name="scaling")(x)
+        # (x/255 - mean)/std as one per-channel Rescaling: a Normalization layer's constants become
+        # stray graph inputs in the ONNX export.
+        return layers.Rescaling(scale=[1 / (255 * s) for s in std], offset=[-m / s for m, s in zip(mean, std)], name="scaling")(x)
     if scaling == "none":
         return x
     raise CorollaError(f"Unknown scaling. Expected one of: unit, symmetric, imagenet, none. Received: scaling={scaling!r}")
