@@ -1,32 +1,12 @@
 """The HTML report as a person sees it: opened in headless Chromium (Debian's), driven by Selenium."""
 
 import re
-import shutil
 
 import pytest
 
 from corolla.evaluate import evaluate
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/install-system-deps.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,2000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def test_report_shows_the_confusion_matrix_and_the_per_class_table(trained_run, browser):

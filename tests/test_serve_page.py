@@ -1,7 +1,6 @@
 """The web page as a person uses it: headless Chromium (Debian's) uploads an image and reads the bars."""
 
 import re
-import shutil
 
 import httpx
 import numpy as np
@@ -11,25 +10,6 @@ from tests.conftest import encode, noisy_colour
 from tests.test_serve_e2e import MODEL, b64, thread_server
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/install-system-deps.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1200"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

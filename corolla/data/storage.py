@@ -83,3 +83,14 @@ def write_text(path, text: str) -> None:
     with open_file(temporary, "w") as file:
         file.write(text)
     rename(temporary, path)
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a local file, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()

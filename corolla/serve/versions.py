@@ -13,13 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pathlib
 import threading
 import time
 
+from corolla.data.storage import sha256_file
 from corolla.export.card import MODEL_CARD
 from corolla.serve.limits import ApiError
 
@@ -32,7 +32,7 @@ def is_complete(version_dir: pathlib.Path, *, verify_hashes: bool = False) -> bo
         files = json.loads((version_dir / MODEL_CARD).read_text(encoding="utf-8"))["files"]
         for name, entry in files.items():
             path = version_dir / name
-            if path.stat().st_size != entry["bytes"] or (verify_hashes and _sha256(path) != entry["sha256"]):
+            if path.stat().st_size != entry["bytes"] or (verify_hashes and sha256_file(path) != entry["sha256"]):
                 return False
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
@@ -47,13 +47,6 @@ def complete_versions(base: pathlib.Path) -> list[pathlib.Path]:
         return []
     return sorted((child for child in children if is_complete(child)), key=lambda child: int(child.name))
 
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelManager:

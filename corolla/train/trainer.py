@@ -69,7 +69,15 @@ def train(
             print(f"{run_dir} is already complete ({total_epochs} epochs); nothing to do.", file=sys.stderr)
         return _summary(run_dir, settings, progress, seconds=0.0)
     started = time.perf_counter()
-    progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
+    try:
+        progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
+    except Exception as error:
+        if type(error).__name__ != "UnavailableError":  # tf.errors.UnavailableError, without importing TF here
+            raise
+        raise CorollaError(
+            f"Another training worker stopped ({str(error).splitlines()[0][:200]}). Restart every worker with the same "
+            f"command: each continues from its last checkpoint."
+        ) from None
     return _summary(run_dir, settings, progress, seconds=time.perf_counter() - started)
 
 
@@ -120,7 +128,18 @@ def _with_data(settings: TrainConfig, manifest) -> TrainConfig:
 
 
 def _open_run_dir(run_dir: pathlib.Path, settings: TrainConfig, *, overwrite: bool) -> dict:
-    """The progress to continue from ({} for a new run), after checking the folder may be used."""
+    """The progress to continue from ({} for a new run), after checking the folder may be used.
+
+    Only the chief creates, replaces or configures RUN_DIR; other workers (several hosts sharing
+    it) keep to RUN_DIR/workers/<task>/ and continue from their own last.keras, else the chief's.
+    """
+    from corolla.train.distribute import task_info, worker_dir
+
+    if not task_info()[2]:
+        for folder in (worker_dir(run_dir), run_dir):
+            if not overwrite and (folder / "checkpoints" / "last.keras").exists():
+                return read_state(folder / "checkpoints" / "last.keras")
+        return {}
     if (run_dir / CONFIG).exists():
         if overwrite:
             shutil.rmtree(run_dir)
