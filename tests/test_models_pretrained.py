@@ -16,7 +16,8 @@ from corolla.errors import CorollaError  # noqa: E402
 from corolla.models import build_model, unfreeze  # noqa: E402
 from corolla.models.efficientnet_lite import EfficientNetLite, imagenet_weights  # noqa: E402
 from corolla.models.pth import read_state_dict  # noqa: E402
-from corolla.models.weights import cache_dir, sha256  # noqa: E402
+from corolla.data.storage import sha256_file  # noqa: E402
+from corolla.models.weights import cache_dir  # noqa: E402
 from tests.test_models import batch  # noqa: E402
 
 VARIANTS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
@@ -65,7 +66,7 @@ def test_efficientnet_lite_recognises_photographs(variant):
         assert set(top5) & set(classes), f"{variant} on {name}: top-5 {top5}, expected one of {classes}"
     assert np.argmax(probabilities[0]) in PHOTOS["chelsea"] and np.argmax(probabilities[1]) in PHOTOS["coffee"]
     meta = json.loads((cache_dir() / f"{variant}.json").read_text())
-    assert meta["sha256"] == sha256(cache_dir() / f"{variant}.npz")
+    assert meta["sha256"] == sha256_file(cache_dir() / f"{variant}.npz")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -94,7 +95,7 @@ def test_damaged_cache_entry_is_converted_again():
     entry.write_bytes(entry.read_bytes()[:-100] + b"\0" * 100)
     arrays = imagenet_weights("efficientnet_lite0")
     assert arrays["stem_conv/0"].shape == (3, 3, 3, 32)
-    assert json.loads((cache_dir() / "efficientnet_lite0.json").read_text())["sha256"] == sha256(entry)
+    assert json.loads((cache_dir() / "efficientnet_lite0.json").read_text())["sha256"] == sha256_file(entry)
 
 
 def test_missing_weights_package_says_what_to_install(monkeypatch, tmp_path):
