@@ -67,9 +67,7 @@ def model_metadata(request: Request, name: str, version: str | None = None):
 @router.post("/v1/models/{name}:predict", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.PREDICT))
 @router.post("/v1/models/{name}/versions/{version}:predict", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.PREDICT))
 async def predict(request: Request, name: str, version: str | None = None):
-    servable = _servable(request, name, version)
-    settings = request.app.state.settings
-    payload = parse_json(await read_body(request, settings.limits.max_body_bytes))
+    servable, settings, payload = await _read_request(request, name, version)
     if not isinstance(payload, dict):
         raise ApiError(400, 'Expected a JSON object: {"instances": [{"image_bytes": {"b64": "…"}}]} (rows) or {"inputs": {"image_bytes": […]}} (columns).')
     signature = payload.get("signature_name") or "serving_default"
@@ -100,9 +98,7 @@ async def predict(request: Request, name: str, version: str | None = None):
 @router.post("/v1/models/{name}:classify", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.CLASSIFY))
 @router.post("/v1/models/{name}/versions/{version}:classify", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.CLASSIFY))
 async def classify(request: Request, name: str, version: str | None = None):
-    servable = _servable(request, name, version)
-    settings = request.app.state.settings
-    payload = parse_json(await read_body(request, settings.limits.max_body_bytes))
+    servable, settings, payload = await _read_request(request, name, version)
     examples = payload.get("examples") if isinstance(payload, dict) else None
     if not isinstance(examples, list):
         raise ApiError(400, 'Expected a JSON object with an "examples" list: {"examples": [{"image_bytes": {"b64": "…"}}]}.')
@@ -216,3 +212,10 @@ def signature_defs(servable) -> dict:
         "pixels": {"inputs": {"pixels": tensor("DT_FLOAT", pixels, "pixels_pixels:0")}, "outputs": outputs("StatefulPartitionedCall_1"), "method_name": method},
         "pixels_uint8": {"inputs": {"pixels": tensor("DT_UINT8", pixels, "pixels_uint8_pixels:0")}, "outputs": outputs("StatefulPartitionedCall_2"), "method_name": method},
     }
+
+
+async def _read_request(request: Request, name: str, version: str | None):
+    """(servable, settings, JSON payload) of a POST: the model is checked first, then the body within its limit."""
+    servable = _servable(request, name, version)
+    settings = request.app.state.settings
+    return servable, settings, parse_json(await read_body(request, settings.limits.max_body_bytes))

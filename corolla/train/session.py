@@ -137,7 +137,7 @@ def _stage(stage, settings, data, strategy, write_dir, run_dir, progress, *, lea
     import keras
 
     from corolla.train.callbacks import RunCheckpoints
-    from corolla.train.features import compute_features, feature_dataset, frozen_backbone, split_at_features
+    from corolla.train.features import compute_features, feature_dataset, split_at_features
 
     checkpoints = write_dir / "checkpoints"
     start_epoch = progress.get("epoch", 0)
