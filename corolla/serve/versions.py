@@ -49,6 +49,9 @@ def complete_versions(base: pathlib.Path) -> list[pathlib.Path]:
 
 
 
+CLOSE_GRACE_SECONDS = 5.0  # the old version keeps answering this long after a swap
+
+
 class ModelManager:
     def __init__(self, path, *, model_name: str, poll_seconds: float = 2.0, metrics=None, **servable_options):
         path = pathlib.Path(path)
@@ -148,7 +151,9 @@ class ModelManager:
             self.model_name, version, version_dir, servable.runtime_name, f" ({speeds})" if speeds else "", time.perf_counter() - started,
         )
         if previous is not None:
-            self._loop.call_soon_threadsafe(previous.close)  # finishes what it admitted, then stops
+            # Closed after a grace period: a request that fetched the old servable just before the
+            # swap has not reserved its place in that servable's queue yet, and must still be served.
+            self._loop.call_soon_threadsafe(self._loop.call_later, CLOSE_GRACE_SECONDS, previous.close)
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
