@@ -30,18 +30,14 @@ from fastapi.responses import JSONResponse
 
 import corolla
 from corolla.serve import schemas
-from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_json, parse_version, read_body
+from corolla.serve.limits import ApiError, decode_base64, parse_json
 from corolla.serve.servable import deadline_after
 from corolla.serve.tfserving import to_pixels
+from corolla.serve.versions import servable_and_body
 
 router = APIRouter(tags=["KServe V2 / Open Inference Protocol"])
 OUTPUTS = {"probabilities": "FP32", "classes": "INT64", "labels": "BYTES"}
 HEADER_LENGTH = "inference-header-content-length"
-
-
-def _servable(request: Request, name: str, version: str | None = None):
-    check_model_name(name)
-    return request.app.state.manager.get(name, parse_version(version) if version is not None else None)
 
 
 @router.get("/v2", responses=schemas.ERRORS)
@@ -63,7 +59,7 @@ def ready(request: Request):
 @router.get("/v2/models/{name}", responses=schemas.ERRORS)
 @router.get("/v2/models/{name}/versions/{version}", responses=schemas.ERRORS)
 def model_metadata(request: Request, name: str, version: str | None = None):
-    servable = _servable(request, name, version)
+    servable = request.app.state.manager.lookup(name, version)
     pixels = [-1, *servable.pixel_shape]
     return {
         "name": name,
@@ -85,16 +81,15 @@ def model_metadata(request: Request, name: str, version: str | None = None):
 @router.get("/v2/models/{name}/ready", responses=schemas.ERRORS)
 @router.get("/v2/models/{name}/versions/{version}/ready", responses=schemas.ERRORS)
 def model_ready(request: Request, name: str, version: str | None = None):
-    _servable(request, name, version)
+    request.app.state.manager.lookup(name, version)
     return {"name": name, "ready": True}
 
 
 @router.post("/v2/models/{name}/infer", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.INFER))
 @router.post("/v2/models/{name}/versions/{version}/infer", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.INFER))
 async def infer(request: Request, name: str, version: str | None = None):
-    servable = _servable(request, name, version)
+    servable, body = await servable_and_body(request, name, version)
     settings = request.app.state.settings
-    body = await read_body(request, settings.limits.max_body_bytes)
     header, binary = _split(body, request.headers.get(HEADER_LENGTH))
     payload = parse_json(header)
     inputs = payload.get("inputs") if isinstance(payload, dict) else None

@@ -20,16 +20,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from corolla.serve import schemas
-from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_json, parse_version, read_body
+from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_json, parse_version
 from corolla.serve.servable import deadline_after
+from corolla.serve.versions import servable_and_body
 
 router = APIRouter(tags=["TF Serving REST API"])
 SIGNATURES = ("serving_default", "pixels", "pixels_uint8")
-
-
-def _servable(request: Request, name: str, version: str | None = None):
-    check_model_name(name)
-    return request.app.state.manager.get(name, parse_version(version) if version is not None else None)
 
 
 @router.get("/v1/models", responses=schemas.ERRORS)
@@ -57,7 +53,7 @@ def model_status(request: Request, name: str, version: str | None = None):
 @router.get("/v1/models/{name}/metadata", responses=schemas.ERRORS)
 @router.get("/v1/models/{name}/versions/{version}/metadata", responses=schemas.ERRORS)
 def model_metadata(request: Request, name: str, version: str | None = None):
-    servable = _servable(request, name, version)
+    servable = request.app.state.manager.lookup(name, version)
     return {
         "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
         "metadata": {"signature_def": {"signature_def": signature_defs(servable)}},
@@ -215,7 +211,6 @@ def signature_defs(servable) -> dict:
 
 
 async def _read_request(request: Request, name: str, version: str | None):
-    """(servable, settings, JSON payload) of a POST: the model is checked first, then the body within its limit."""
-    servable = _servable(request, name, version)
-    settings = request.app.state.settings
-    return servable, settings, parse_json(await read_body(request, settings.limits.max_body_bytes))
+    """(servable, settings, JSON payload) of a POST (see `servable_and_body`)."""
+    servable, body = await servable_and_body(request, name, version)
+    return servable, request.app.state.settings, parse_json(body)

@@ -21,7 +21,7 @@ import time
 
 from corolla.data.storage import sha256_file
 from corolla.export.card import MODEL_CARD
-from corolla.serve.limits import ApiError
+from corolla.serve.limits import ApiError, check_model_name, parse_version, read_body
 
 logger = logging.getLogger("corolla.serve")
 
@@ -48,8 +48,6 @@ def complete_versions(base: pathlib.Path) -> list[pathlib.Path]:
     return sorted((child for child in children if is_complete(child)), key=lambda child: int(child.name))
 
 
-
-CLOSE_GRACE_SECONDS = 5.0  # the old version keeps answering this long after a swap
 
 
 class ModelManager:
@@ -98,6 +96,11 @@ class ModelManager:
         if version is not None and version != current.version:
             raise ApiError(404, f"Servable not found for request: Specific({self.model_name}, {version}). Version {current.version} is served.")
         return current
+
+    def lookup(self, name: str, version: str | None = None):
+        """`get` for a name and version as a URL spells them (a bad name or version is a 400)."""
+        check_model_name(name)
+        return self.get(name, parse_version(version) if version is not None else None)
 
     def status(self) -> list[dict]:
         """TF Serving's model_version_status: the served version, and one being loaded or that failed."""
@@ -151,9 +154,7 @@ class ModelManager:
             self.model_name, version, version_dir, servable.runtime_name, f" ({speeds})" if speeds else "", time.perf_counter() - started,
         )
         if previous is not None:
-            # Closed after a grace period: a request that fetched the old servable just before the
-            # swap has not reserved its place in that servable's queue yet, and must still be served.
-            self._loop.call_soon_threadsafe(self._loop.call_later, CLOSE_GRACE_SECONDS, previous.close)
+            self._loop.call_soon_threadsafe(previous.close)  # finishes what it admitted, then stops
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -166,3 +167,18 @@ def _version_of(version_dir: pathlib.Path) -> int:
 
 def _status(version: int, state: str, code: str = "OK", message: str = "") -> dict:
     return {"version": str(version), "state": state, "status": {"error_code": code, "error_message": message}}
+
+
+
+async def servable_and_body(request, name: str, version: str | None) -> tuple:
+    """(servable, body bytes) of an inference POST.
+
+    The model is checked before the body is read (a 404 costs no upload), and looked up again
+    once it has arrived: from there to the request's place in that servable's batch queue
+    nothing awaits, so a version replaced during a slow upload is never the one used (a replaced
+    version stops taking new requests at once, and finishes those it admitted).
+    """
+    manager = request.app.state.manager
+    manager.lookup(name, version)
+    body = await read_body(request, request.app.state.settings.limits.max_body_bytes)
+    return manager.lookup(name, version), body
