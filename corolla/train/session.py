@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 
@@ -59,16 +60,16 @@ def check(settings: TrainConfig) -> None:
 
 
 def steps_per_epoch(settings: TrainConfig, global_batch: int) -> int:
+    """Steps between evaluations: one pass over the data, or `steps_per_eval` with `train_steps`."""
     if settings.train_steps:
-        return settings.steps_per_eval or min(settings.train_steps, math.ceil(settings.train_images / global_batch))
+        return min(settings.train_steps, settings.steps_per_eval or math.ceil(settings.train_images / settings.batch_size))
     return math.ceil(settings.train_images / global_batch)
 
 
 def stage_epochs(settings: TrainConfig) -> int:
     """Evaluations in the first stage: `epochs`, or `train_steps` cut into `steps_per_eval` pieces."""
     if settings.train_steps:
-        every = settings.steps_per_eval or math.ceil(settings.train_images / settings.batch_size)
-        return math.ceil(settings.train_steps / max(1, min(every, settings.train_steps)))
+        return math.ceil(settings.train_steps / steps_per_epoch(settings, settings.batch_size))
     return settings.epochs
 
 
@@ -79,6 +80,7 @@ def total_epochs(settings: TrainConfig) -> int:
 def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, *, verbose: int) -> dict:
     """Train (or continue) both stages; returns the final progress state."""
     import keras
+    import tensorflow as tf
 
     from corolla.train import distribute
 
@@ -93,17 +95,18 @@ def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, 
         print(f"Training {settings.model} on {distribute.describe(strategy)}: global batch {global_batch}, learning rate {learning_rate:g}.")
 
     first = stage_epochs(settings)
-    if progress.get("epoch", 0) < first and progress.get("stage", "train") == "train":
-        progress = _stage(
-            "train", settings, data, strategy, write_dir, run_dir, progress,
-            learning_rate=learning_rate, end_epoch=first, verbose=verbose,
-        )  # fmt: skip
-    if settings.fine_tune:
-        fine_rate = (settings.fine_tune_learning_rate or settings.learning_rate / 10) * learning_rate / settings.learning_rate
-        progress = _stage(
-            "fine_tune", settings, data, strategy, write_dir, run_dir, progress,
-            learning_rate=fine_rate, end_epoch=total_epochs(settings), verbose=verbose,
-        )  # fmt: skip
+    try:
+        if progress.get("epoch", 0) < first and progress.get("stage", "train") == "train":
+            progress = _stage("train", settings, data, strategy, write_dir, progress, learning_rate=learning_rate, end_epoch=first, verbose=verbose)
+        if settings.fine_tune:
+            fine_rate = (settings.fine_tune_learning_rate or settings.learning_rate / 10) * learning_rate / settings.learning_rate
+            end = total_epochs(settings)
+            progress = _stage("fine_tune", settings, data, strategy, write_dir, progress, learning_rate=fine_rate, end_epoch=end, verbose=verbose)
+    except tf.errors.UnavailableError as error:  # a peer worker died: collectives abort
+        raise CorollaError(
+            f"Another training worker stopped ({str(error).splitlines()[0][:200]}). Restart every worker with the same "
+            f"command: each continues from its last checkpoint."
+        ) from None
     return progress
 
 
@@ -129,11 +132,12 @@ class _Data:
         common = dict(batch_size=global_batch, seed=settings.seed, manifest=manifest)
         self.train = finish(load(settings.data_dir, "train", augment=settings.augment, repeat=repeat, **common))
         self.eval = finish(load(settings.data_dir, "eval", **common)) if settings.eval_images else None
-        self.plain_train = finish(load(settings.data_dir, "train", shuffle=False, **common))
+        # In file order, unaugmented: the one pass that computes cached backbone features.
+        self.plain_train = lambda: finish(load(settings.data_dir, "train", shuffle=False, **common))
         self.monitor = "val_accuracy" if self.eval is not None else "accuracy"
 
 
-def _stage(stage, settings, data, strategy, write_dir, run_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
+def _stage(stage, settings, data, strategy, write_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
     import keras
 
     from corolla.train.callbacks import RunCheckpoints
@@ -162,7 +166,7 @@ def _stage(stage, settings, data, strategy, write_dir, run_dir, progress, *, lea
         extractor, head = split_at_features(network)
         if verbose:
             print("Frozen backbone, no augmentation: computing its features once, then training the head on them.")
-        train_features = compute_features(extractor, data.plain_train)
+        train_features = compute_features(extractor, data.plain_train())
         train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
         if data.eval is not None:
             eval_data = feature_dataset(*compute_features(extractor, data.eval), batch_size=data.global_batch, shuffle=False, seed=settings.seed)
@@ -203,7 +207,7 @@ def find_learning_rate(settings: TrainConfig, manifest, *, out_dir: pathlib.Path
     one_hot = _one_hot(settings)
     data = load(settings.data_dir, "train", batch_size=settings.batch_size, augment=settings.augment, repeat=True, seed=settings.seed, manifest=manifest)
     network = _build(settings)
-    _compile(network, _optimizer(settings.__class__(**{**settings.__dict__, "schedule": "constant"}), 1e-6, steps), settings)
+    _compile(network, _optimizer(dataclasses.replace(settings, schedule="constant"), 1e-6, steps), settings)
     if verbose:
         print(f"Sweeping the learning rate of {settings.optimizer} from 1e-6 to 1 over {steps} steps…")
     result = find_lr(network, data.map(one_hot) if one_hot else data, steps=steps, out_dir=out_dir)
@@ -259,7 +263,6 @@ def _use_cached_features(settings: TrainConfig, network) -> bool:
 
     possible = frozen_backbone(network) is not None and settings.augment == "none"
     return possible and settings.cache_features != "off"
-
 
 
 def _auto(choice: str, decide):

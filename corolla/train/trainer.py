@@ -69,15 +69,7 @@ def train(
             print(f"{run_dir} is already complete ({total_epochs} epochs); nothing to do.", file=sys.stderr)
         return _summary(run_dir, settings, progress, seconds=0.0)
     started = time.perf_counter()
-    try:
-        progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
-    except Exception as error:
-        if type(error).__name__ != "UnavailableError":  # tf.errors.UnavailableError, without importing TF here
-            raise
-        raise CorollaError(
-            f"Another training worker stopped ({str(error).splitlines()[0][:200]}). Restart every worker with the same "
-            f"command: each continues from its last checkpoint."
-        ) from None
+    progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
     return _summary(run_dir, settings, progress, seconds=time.perf_counter() - started)
 
 
