@@ -27,6 +27,10 @@ class InvalidImage(CorollaError):
     """The bytes are not an image corolla can use; the message is the reason."""
 
 
+class ImageTooLarge(InvalidImage):
+    """The header declares more pixels than allowed (checked before anything is decoded)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
     format: str
@@ -47,13 +51,15 @@ def _open(data: bytes, max_pixels: int, formats: dict[str, str] = SUPPORTED_FORM
         raise InvalidImage("empty file")
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as error:  # PIL's own limit (~179 M pixels) fires before ours
+        raise ImageTooLarge(f"image too large: {error}".rstrip(".") + f"; corolla's limit is {max_pixels:,} pixels") from None
     except Exception:  # PIL raises several types for "not an image"
         raise InvalidImage("not an image (unrecognised content)") from None
     if image.format not in formats:
         raise InvalidImage(f"unsupported image format {image.format}; expected one of {', '.join(formats)}")
     width, height = image.size
     if width * height > max_pixels:
-        raise InvalidImage(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
+        raise ImageTooLarge(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels:,}")
     return image
 
 

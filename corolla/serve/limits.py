@@ -2,7 +2,8 @@
 
 Every check raises `ApiError` with a 4xx status and a message that names the field, so a bad
 request never reaches TensorFlow and never becomes a 5xx. Image format and size come from the
-first bytes alone (magic number and header), before anything is decoded.
+header alone (`corolla.data.images.inspect_image`, the check `prepare` uses), before anything
+is decoded.
 
 Example:
     limits = Limits(max_body_bytes=5 * 2**20)
@@ -17,7 +18,8 @@ import binascii
 import dataclasses
 import json
 import re
-import struct
+
+from corolla.data.images import ImageTooLarge, InvalidImage, inspect_image
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
 DEFAULT_MAX_BODY_BYTES = 10 * 2**20
@@ -103,75 +105,14 @@ _URL_SAFE = str.maketrans("-_", "+/")
 
 
 def check_image(data: bytes, *, where: str, max_pixels: int) -> tuple[str, int, int]:
-    """(format, width, height) from the magic number and header; 400 for anything else, 413 if too large."""
-    if not data:
-        raise ApiError(400, f"{where}: empty image.")
-    image_format = sniff_format(data)
-    if image_format is None:
-        raise ApiError(400, f"{where}: not an image (expected JPEG, PNG, GIF or BMP bytes; the first bytes are {data[:8].hex(' ')}).")
+    """(format, width, height) from the header alone (corolla.data.images); 400 for anything else, 413 if too large."""
     try:
-        width, height = _HEADERS[image_format](data)
-    except (struct.error, IndexError, ValueError):
-        raise ApiError(400, f"{where}: corrupt or truncated {image_format.upper()} header.") from None
-    if width < 1 or height < 1:
-        raise ApiError(400, f"{where}: the {image_format.upper()} header declares an empty {width}x{height} image.")
-    if width * height > max_pixels:
-        raise ApiError(413, f"{where}: image too large: {width}x{height} pixels exceeds the limit of {max_pixels:,} (--max-pixels).")
-    return image_format, width, height
-
-
-def sniff_format(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data.startswith(b"BM") and len(data) >= 26:
-        return "bmp"
-    return None
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    if data[12:16] != b"IHDR":
-        raise ValueError("no IHDR")
-    return struct.unpack(">II", data[16:24])
-
-
-def _gif_size(data: bytes) -> tuple[int, int]:
-    return struct.unpack("<HH", data[6:10])
-
-
-def _bmp_size(data: bytes) -> tuple[int, int]:
-    header_size = struct.unpack("<I", data[14:18])[0]
-    if header_size == 12:
-        return struct.unpack("<HH", data[18:22])
-    width, height = struct.unpack("<ii", data[18:26])
-    return width, abs(height)  # a negative height means rows stored top-down
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Walk the markers to the first start-of-frame, which holds the size."""
-    offset = 2
-    while True:
-        while data[offset] == 0xFF and data[offset + 1] == 0xFF:
-            offset += 1  # fill bytes
-        if data[offset] != 0xFF:
-            raise ValueError("not a marker")
-        marker = data[offset + 1]
-        if marker in (0x01, *range(0xD0, 0xD8)):
-            offset += 2
-            continue
-        length = struct.unpack(">H", data[offset + 2 : offset + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
-            return width, height
-        if marker == 0xDA or length < 2:
-            raise ValueError("no frame header")
-        offset += 2 + length
-
-
-_HEADERS = {"jpeg": _jpeg_size, "png": _png_size, "gif": _gif_size, "bmp": _bmp_size}
+        info = inspect_image(data, max_pixels=max_pixels)
+    except ImageTooLarge as error:
+        raise ApiError(413, f"{where}: {error} (--max-pixels).") from None
+    except InvalidImage as error:
+        raise ApiError(400, f"{where}: {error} (expected JPEG, PNG, GIF or BMP bytes).") from None
+    return info.format, info.width, info.height
 
 
 def check_model_name(name: str) -> None:
