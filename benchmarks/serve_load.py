@@ -28,39 +28,32 @@ WORK = OUT / "serve"
 BATCHING = {"on": ["--max-batch-size", "32", "--batch-timeout-ms", "5"], "off": ["--max-batch-size", "1", "--batch-timeout-ms", "0"]}
 
 
-def demo_model() -> pathlib.Path:
-    """The demo's Fashion-MNIST convnet, one epoch (from the offline dataset `corolla datasets fetch` gives)."""
+def _exported(name: str, source, *, model: str, image_size: int | None = None, batch_size: int = 128, parity_images: int = 200) -> pathlib.Path:
+    """benchmarks/out/serve/<name>/export: `source` prepared, `model` trained one epoch, exported (reused when there)."""
     from corolla.data.manifest import MANIFEST
     from corolla.data.prepare import prepare
     from corolla.export import export
     from corolla.train import train
 
-    run = WORK / "fashion-mnist"
+    run = WORK / name
     if not list((run / "export").glob("[0-9]*")):
-        data = WORK / "fashion-mnist-data"
+        data = WORK / f"{name}-data"
         if not (data / MANIFEST).is_file():
-            prepare("fashion-mnist", out=data, overwrite=True, verbose=False)
-        train(data, model="convnet", out=run, epochs=1, overwrite=True, verbose=False)
-        export(run, parity_images=200, verbose=False)
+            prepare(str(source), out=data, image_size=image_size, overwrite=True, verbose=False)
+        train(data, model=model, out=run, epochs=1, batch_size=batch_size, overwrite=True, verbose=False)
+        export(run, parity_images=parity_images, verbose=False)
     return run / "export"
+
+
+def demo_model() -> pathlib.Path:
+    """The demo's Fashion-MNIST convnet, one epoch (from the offline dataset `corolla datasets fetch` gives)."""
+    return _exported("fashion-mnist", "fashion-mnist", model="convnet")
 
 
 def photo_model() -> pathlib.Path:
     """SqueezeNet (the seeds' fire modules) on 224×224 synthetic photos (5 classes × 40), one epoch."""
-    from corolla.data.manifest import MANIFEST
-    from corolla.data.prepare import prepare
-    from corolla.export import export
-    from corolla.train import train
-
-    run = WORK / "photos-224"
-    if not list((run / "export").glob("[0-9]*")):
-        photos = make_photo_folder(WORK / "photos", classes=5, per_class=40)
-        data = WORK / "photos-224-data"
-        if not (data / MANIFEST).is_file():
-            prepare(str(photos), out=data, image_size=224, overwrite=True, verbose=False)
-        train(data, model="squeezenet", out=run, epochs=1, batch_size=32, overwrite=True, verbose=False)
-        export(run, parity_images=50, verbose=False)
-    return run / "export"
+    photos = make_photo_folder(WORK / "photos", classes=5, per_class=40)
+    return _exported("photos-224", photos, model="squeezenet", image_size=224, batch_size=32, parity_images=50)
 
 
 @contextlib.contextmanager
