@@ -39,8 +39,7 @@ def main() -> None:
 
     photos = make_photo_folder(OUT / "photos", per_class=args.images // 5)
     data = OUT / "photos-prepared"
-    if not (data / "manifest.json").exists():
-        prepare(str(photos), out=data, image_size=224, eval_fraction=0.0, overwrite=True)
+    prepare(str(photos), out=data, image_size=224, eval_fraction=0.0, overwrite=True, verbose=False)
 
     reference = keras.utils.image_dataset_from_directory(
         str(photos), image_size=(224, 224), batch_size=64, shuffle=True, seed=1

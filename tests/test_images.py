@@ -66,11 +66,25 @@ def test_conversions_to_rgb_and_grey():
     assert decode(prepare_image(buffer.getvalue(), channels=1)).min() == 255  # scaled, not clipped to garbage
 
 
-def test_large_images_shrink_to_the_shorter_side_keeping_aspect():
-    prepared = prepare_image(encode(np.zeros((300, 400, 3), np.uint8), "JPEG"), max_side=150)
-    assert (prepared.width, prepared.height, prepared.format) == (200, 150, "jpeg")
-    small = prepare_image(encode(np.zeros((30, 40, 3), np.uint8)), max_side=150)
-    assert (small.width, small.height) == (40, 30)  # never enlarged
+def test_large_images_are_stored_at_the_model_size_small_ones_kept():
+    prepared = prepare_image(encode(np.zeros((300, 400, 3), np.uint8), "JPEG"), image_size=150)
+    assert (prepared.width, prepared.height, prepared.format) == (150, 150, "jpeg")
+    assert decode(prepared).shape == (150, 150, 3)
+    wide = prepare_image(encode(np.zeros((100, 1000, 3), np.uint8)), image_size=150)  # more pixels than 150²
+    assert (wide.width, wide.height, wide.format) == (150, 150, "png")
+    small_bytes = encode(np.zeros((30, 40, 3), np.uint8))
+    small = prepare_image(small_bytes, image_size=150)
+    assert (small.width, small.height, small.encoded) == (40, 30, small_bytes)  # never enlarged, kept byte for byte
+
+
+def test_draft_decoding_of_big_jpegs_matches_a_full_decode():
+    """libjpeg's DCT-scaled decode (PIL draft) must give the same picture as decoding fully."""
+    gradient = np.linspace(0, 255, 1200, dtype=np.float32)
+    photo = np.stack([np.add.outer(gradient[:900] / 2, gradient / 2)] * 3, axis=-1).astype(np.uint8)
+    prepared = decode(prepare_image(encode(photo, "JPEG"), image_size=100))
+    reference = np.asarray(Image.fromarray(photo).resize((100, 100), Image.Resampling.BILINEAR), np.float32)
+    assert prepared.shape == (100, 100, 3)
+    assert np.abs(prepared.astype(np.float32) - reference).mean() < 3
 
 
 @pytest.mark.parametrize("fmt, mode", [("WEBP", "RGB"), ("TIFF", "RGB"), ("JPEG", "CMYK")])

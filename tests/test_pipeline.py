@@ -13,7 +13,7 @@ from corolla.errors import CorollaError
 def test_random_resized_crop_eagerly():
     image = tf.constant(np.random.default_rng(0).integers(0, 255, (60, 80, 3)), tf.uint8)
     crops = [augment.per_image("standard", image_size=32)(image) for _ in range(8)]
-    assert all(crop.shape == (32, 32, 3) and crop.dtype == tf.float32 for crop in crops)
+    assert all(crop.shape == (32, 32, 3) and crop.dtype == tf.uint8 for crop in crops)
     assert all(0 <= float(tf.reduce_min(c)) and float(tf.reduce_max(c)) <= 255 for c in crops)
     assert len({float(tf.reduce_sum(crop)) for crop in crops}) > 1  # random, not one fixed crop
 
@@ -58,3 +58,30 @@ def test_train_straight_from_a_folder(image_folder, tmp_path):
     summary = train(image_folder, out=tmp_path / "run", epochs=1, batch_size=16, verbose=False)
     assert summary["best_epoch"] == 1
     assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
+
+
+def test_fit_keeps_stored_images_and_rounds_others_to_the_float_resize():
+    from corolla.data.pipeline import fit, resize
+
+    stored = tf.constant(np.random.default_rng(2).integers(0, 256, (32, 32, 3)), tf.uint8)
+    assert np.array_equal(fit(stored, image_size=32).numpy(), stored.numpy())
+    other = tf.constant(np.random.default_rng(3).integers(0, 256, (45, 70, 3)), tf.uint8)
+    fitted = fit(other, image_size=32)
+    assert fitted.dtype == tf.uint8 and fitted.shape == (32, 32, 3)
+    assert np.abs(fitted.numpy() - resize(other, image_size=32).numpy()).max() <= 0.5
+
+
+def test_training_batches_equal_what_the_server_decodes(prepared):
+    """Prepared images reach training exactly as `decode_and_resize` (export, serving, evaluate) gives them."""
+    from corolla.data import records
+    from corolla.data.manifest import Manifest
+    from corolla.data.pipeline import decode_and_resize
+
+    manifest = Manifest.load(prepared)
+    served = [
+        decode_and_resize(records.parse_example(raw)[records.IMAGE], image_size=32, channels=3).numpy()
+        for raw in tf.data.TFRecordDataset(manifest.shard_paths("eval"))
+    ]
+    loaded = np.concatenate([images.numpy() for images, _ in load(prepared, "eval", batch_size=4, shuffle=False)])
+    by_content = lambda images: sorted(images, key=lambda image: image.tobytes())  # shards interleave
+    assert loaded.dtype == np.float32 and np.array_equal(by_content(loaded), by_content(served))

@@ -45,7 +45,7 @@ def test_bad_files_are_skipped_with_reasons(prepared):
 
 
 def test_round_trip_image_to_record_to_tensor(prepared, image_folder):
-    """A record holds the (shrunk) image, its size and label; the pipeline turns it into a float tensor."""
+    """A record holds the (resized) image, its size and label; the pipeline turns it into a float tensor."""
     raw = next(iter(tf.data.TFRecordDataset(Manifest.load(prepared).shard_paths("train"))))
     features = records.parse_example(raw)
     key = features[records.KEY].numpy().decode()
@@ -53,7 +53,7 @@ def test_round_trip_image_to_record_to_tensor(prepared, image_folder):
     assert key.split("/")[0] == label_text
     stored = tf.io.decode_image(features[records.IMAGE]).numpy()
     assert stored.shape[:2] == (features[records.HEIGHT].numpy(), features[records.WIDTH].numpy())
-    assert min(stored.shape[:2]) == 32  # shorter side shrunk to the image size, aspect kept
+    assert stored.shape[:2] == (32, 32)  # stored at the model's size: loading is a bare decode
     images, labels = next(iter(load(prepared, "train", batch_size=8, shuffle=False)))
     assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
     assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255
@@ -192,3 +192,17 @@ def test_identical_files_across_train_and_eval_are_reported(image_folder, tmp_pa
     assert "1 image(s) appear in both train and eval (identical bytes): see 'duplicates' in the manifest" in manifest.notes
     none = prepare(str(image_folder), out=tmp_path / "out2", image_size=32, find_duplicates=False, verbose=False)
     assert none.duplicates == []
+
+
+def test_images_smaller_than_the_model_size_are_counted_and_resized_on_load(tmp_path):
+    from tests.conftest import encode
+
+    for name, shape in {"a/big.png": (50, 80, 3), "a/small.png": (20, 24, 3), "b/big.jpg": (64, 64, 3), "b/square.png": (32, 32, 3)}.items():
+        path = tmp_path / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode(np.full(shape, 120, np.uint8), "JPEG" if name.endswith(".jpg") else "PNG"))
+    manifest = prepare(str(tmp_path / "src"), out=tmp_path / "data", image_size=32, eval_fraction=0.0, verbose=False)
+    assert manifest.off_size_images == 1  # only the 20×24 one: never enlarged, so loading resizes it
+    assert Manifest.load(tmp_path / "data").off_size_images == 1
+    images = np.concatenate([batch.numpy() for batch, _ in load(tmp_path / "data", "train", batch_size=3)])
+    assert images.shape == (4, 32, 32, 3) and np.abs(images - 120).max() <= 2

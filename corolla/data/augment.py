@@ -39,18 +39,18 @@ def random_resized_crop(image: tf.Tensor, *, image_size: int, area=(0.08, 1.0), 
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
-    crop = tf.slice(image, begin, size)
-    crop = tf.image.resize(crop, [image_size, image_size], method="bilinear", antialias=True)
-    return tf.ensure_shape(crop, [image_size, image_size, image.shape[-1]])
+    from corolla.data.pipeline import resize
+
+    return resize(tf.slice(image, begin, size), image_size=image_size)
 
 
 def per_image(preset: str, *, image_size: int):
-    """The per-image step: decoded uint8/float image of any size → float32 [image_size, image_size, c]."""
-    from corolla.data.pipeline import resize
+    """The per-image step: decoded image of any size → uint8 [image_size, image_size, c], batched next."""
+    from corolla.data.pipeline import fit
 
     if check_preset(preset) == "standard":
-        return lambda image: random_resized_crop(tf.cast(image, tf.float32), image_size=image_size)
-    return lambda image: resize(image, image_size=image_size)
+        return lambda image: fit(random_resized_crop(tf.cast(image, tf.float32), image_size=image_size), image_size=image_size)
+    return lambda image: fit(image, image_size=image_size)
 
 
 def batch_layers(preset: str, *, seed: int | None = None):

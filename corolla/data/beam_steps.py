@@ -50,15 +50,16 @@ class _RollingWriter:
         self.work, self.split, self.target_bytes = work, split, target_bytes
         self.writer, self.closed = None, []
 
-    def write(self, serialized: bytes, label: int, content: tuple[str, str] | None) -> None:
+    def write(self, serialized: bytes, label: int, content: tuple[str, str] | None, *, off_size: bool) -> None:
         if self.writer is None:
             self.path = storage.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
             self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
-            self.hashes = []
+            self.hashes, self.off_size = [], 0
         self.writer.write(serialized)
         if content:
             self.hashes.append(content)
         self.records += 1
+        self.off_size += off_size
         self.bytes += len(serialized)
         self.per_class[label] = self.per_class.get(label, 0) + 1
         if self.bytes >= self.target_bytes:
@@ -68,7 +69,8 @@ class _RollingWriter:
         if self.writer is not None:
             self.writer.close()
             self.closed.append(
-                {"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class, "hashes": self.hashes}
+                {"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class, "hashes": self.hashes,
+                 "off_size": self.off_size}
             )
             self.writer = None
 
@@ -76,8 +78,8 @@ class _RollingWriter:
 class _EncodeAndWrite(beam.DoFn):
     """Read, validate, normalise, serialize and write one image; bad files go to the 'skipped' output."""
 
-    def __init__(self, classes, channels, max_side, work, target_bytes, shards, find_duplicates):
-        self.classes, self.channels, self.max_side = classes, channels, max_side
+    def __init__(self, classes, channels, image_size, work, target_bytes, shards, find_duplicates):
+        self.classes, self.channels, self.image_size = classes, channels, image_size
         self.work, self.target_bytes, self.shards, self.find_duplicates = str(work), target_bytes, shards, find_duplicates
 
     def start_bundle(self):
@@ -91,7 +93,7 @@ class _EncodeAndWrite(beam.DoFn):
     def _encode_and_write(self, item: SourceItem):
         try:
             data = read_bytes(item.path)
-            prepared = prepare_image(data, channels=self.channels, max_side=self.max_side, max_pixels=DEFAULT_MAX_PIXELS)
+            prepared = prepare_image(data, channels=self.channels, image_size=self.image_size, max_pixels=DEFAULT_MAX_PIXELS)
         except (InvalidImage, OSError) as error:
             yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "split": item.split, "reason": str(error)})
             return
@@ -103,7 +105,8 @@ class _EncodeAndWrite(beam.DoFn):
         if (item.split, slot) not in self.writers:
             target = float("inf") if self.shards else self.target_bytes
             self.writers[item.split, slot] = _RollingWriter(self.work, item.split, target)
-        self.writers[item.split, slot].write(serialized, item.label, content)
+        off_size = (prepared.width, prepared.height) != (self.image_size, self.image_size)  # loading must resize these
+        self.writers[item.split, slot].write(serialized, item.label, content, off_size=off_size)
 
     def finish_bundle(self):
         for writer in self.writers.values():
@@ -129,7 +132,7 @@ def _options(beam_args: list[str], *, image_files: bool) -> PipelineOptions:
 
 
 def run_pipeline(
-    items: list[SourceItem], source: Source, *, work, max_side, target_shard_bytes, shards, find_duplicates, beam_args
+    items: list[SourceItem], source: Source, *, work, image_size, target_shard_bytes, shards, find_duplicates, beam_args
 ) -> None:
     """Write every valid item into temporary shards under `work`, plus shards*.jsonl and skipped*.jsonl.
 
@@ -149,7 +152,7 @@ def run_pipeline(
             | "List images" >> beam.io.ReadFromText(listing)
             | "Validate, encode, write"
             >> beam.ParDo(
-                _EncodeAndWrite(source.classes, source.channels, max_side, work, target_shard_bytes, shards, find_duplicates)
+                _EncodeAndWrite(source.classes, source.channels, image_size, work, target_shard_bytes, shards, find_duplicates)
             ).with_outputs("skipped", main="shards")
         )
         encoded.shards | "Save shard list" >> beam.io.WriteToText(storage.join(work, "shards"), file_name_suffix=".jsonl")

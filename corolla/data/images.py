@@ -73,32 +73,36 @@ def prepare_image(
     data: bytes,
     *,
     channels: int = 3,
-    max_side: int | None = None,
+    image_size: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> PreparedImage:
-    """Decode fully (catching truncation), convert to `channels`, shrink, re-encode only if needed.
+    """Decode fully (catching truncation), convert to `channels`, resize, re-encode only if needed.
 
-    Images whose shorter side exceeds `max_side` are scaled down to it, keeping the aspect
-    ratio, so later random crops still have pixels to work with. JPEG and PNG files that
-    need no change are kept byte for byte.
+    An image with more pixels than `image_size`² is resized to exactly image_size × image_size,
+    the whole picture squashed as the model sees it (the same squash `corolla.data.load`, the
+    server and `keras.utils.image_dataset_from_directory` apply), so loading it later is a bare
+    decode. Smaller images are never enlarged. JPEG and PNG files that need no change are kept
+    byte for byte.
+
+    Example:
+        prepare_image(photo_bytes, image_size=224).encoded    # 224×224 JPEG bytes
     """
     formats = SUPPORTED_FORMATS | CONVERTED_FORMATS
     image = _open(data, max_pixels, formats)
     source_format = formats[image.format]
+    mode = "L" if channels == 1 else "RGB"
+    shrink = bool(image_size) and image.width * image.height > image_size * image_size
+    if shrink and source_format == "jpeg":
+        image.draft(image.mode, (image_size, image_size))  # libjpeg's DCT scaling, never below the target
     try:
         image.load()
     except Exception as error:
         raise InvalidImage(f"corrupt or truncated {source_format.upper()} ({error})") from None
-    mode = "L" if channels == 1 else "RGB"
-    changed = image.mode != mode or source_format not in ("jpeg", "png")
+    changed = shrink or image.mode != mode or source_format not in ("jpeg", "png")
     if image.mode != mode:
         image = _convert(image, mode)
-    if max_side and min(image.size) > max_side:
-        scale = max_side / min(image.size)
-        image = image.resize(
-            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
-        changed = True
+    if shrink:
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     if not changed:
         return PreparedImage(data, source_format, image.width, image.height)
     out_format = "jpeg" if source_format == "jpeg" else "png"

@@ -46,6 +46,8 @@ class Manifest:
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     duplicates: list[dict] = dataclasses.field(default_factory=list)  # groups of files with identical bytes
+    # Images not stored at image_size × image_size (smaller than it); None: unknown (older data, folders).
+    off_size_images: int | None = None
     directory: pathlib.Path | None = dataclasses.field(default=None, compare=False)
     format_version: int = FORMAT_VERSION
     # Direct-from-folder mode (no `prepare`): split → [(path, label)], read straight from the files.

@@ -41,9 +41,9 @@ def prepare(
 ) -> Manifest:
     """Prepare `source` (folder, CSV or built-in dataset name) into `out`; returns the manifest.
 
-    `image_size` is the training input size recorded in the manifest; images are stored with
-    their shorter side shrunk to it (never enlarged), keeping the aspect ratio, so random crops
-    still have the whole picture and decoding costs a fraction of the original. Files with identical bytes are listed in the manifest's `duplicates`
+    `image_size` is the training input size recorded in the manifest; larger images are stored
+    resized to exactly image_size × image_size (the whole picture, squashed as the model sees it),
+    so loading them is a bare decode of a small JPEG. Files with identical bytes are listed in the manifest's `duplicates`
     (`find_duplicates`), those across train and eval flagged as leaks. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
     (a built-in dataset keeps its official test set). `beam_args` pass straight to Beam, e.g.
     ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
@@ -74,7 +74,7 @@ def prepare(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
         progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
-            items, resolved, work=work, max_side=image_size,
+            items, resolved, work=work, image_size=image_size,
             target_shard_bytes=target_shard_bytes, shards=shards, find_duplicates=find_duplicates, beam_args=beam_args,
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
@@ -126,6 +126,7 @@ def _finish(work: str, out, source: Source, *, image_size, eval_fraction) -> Man
     if leaks:
         notes.append(f"{leaks} image(s) appear in both train and eval (identical bytes): see 'duplicates' in the manifest")
     return Manifest(
+        off_size_images=sum(shard.get("off_size", 0) for shard in shards),
         duplicates=duplicates,
         source=source.description,
         classes=source.classes,

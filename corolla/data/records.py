@@ -50,5 +50,6 @@ def encode_example(prepared, *, label: int, label_text: str, key: str) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    return tf.io.parse_single_example(serialized, FEATURES)
+def parse_example(serialized: tf.Tensor, keys=tuple(FEATURES)) -> dict[str, tf.Tensor]:
+    """The `keys` features of one record (all by default; the training pipeline reads two)."""
+    return tf.io.parse_single_example(serialized, {key: FEATURES[key] for key in keys})

@@ -145,7 +145,7 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
             try:
                 with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
                     data = file.read()
-                prepared = prepare_image(data, channels=config.channels, max_side=config.image_size)  # what prepare stores
+                prepared = prepare_image(data, channels=config.channels, image_size=config.image_size)  # what prepare stores
             except (InvalidImage, OSError, tf.errors.OpError) as error:
                 skipped.append({"source": item.key, "reason": str(error)})
                 continue
