@@ -1,8 +1,8 @@
 """Prepare: images/s for JPEG → TFRecord shards, corolla's Beam pipeline vs a plain multiprocessing.Pool script.
 
-Same 2,000 source JPEGs (500×375), same run, image size 224 (stored with shorter side 224).
+Same 2,000 source JPEGs (500×375), same run, image size 224 (stored at 224×224).
 The Pool script does what a user would write by hand, the same work corolla does: read, decode,
-convert to RGB, shrink, re-encode JPEG q90, serialize a tf.train.Example, write one TFRecord file per worker. Goal
+convert to RGB, resize to 224×224 (with the same libjpeg draft decoding), re-encode JPEG q90, serialize a tf.train.Example, write one TFRecord file per worker. Goal
 (issue 3): corolla ≥ 0.8× the script at the same worker count.
 
     .venv/bin/python benchmarks/prepare_speed.py [--images 2000]
@@ -25,10 +25,9 @@ def _encode(path: str) -> bytes:
     import tensorflow as tf
     from PIL import Image
 
-    image = Image.open(path).convert("RGB")
-    scale = 224 / min(image.size)
-    if scale < 1:
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    image = Image.open(path)
+    image.draft("RGB", (224, 224))
+    image = image.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR, reducing_gap=2.0)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     feature = {

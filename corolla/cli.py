@@ -87,7 +87,7 @@ def prepare(
     source: str = typer.Argument(..., help="A folder of class sub-folders, a CSV of `path,label` lines, or a built-in dataset name."),
     out: pathlib.Path = typer.Option(..., "--out", "-o", help="Folder for the shards, labels.txt and manifest.json."),
     eval_source: Optional[str] = typer.Option(None, "--eval", help="A separate eval set (folder or CSV) instead of holding out --eval-fraction."),
-    image_size: Optional[int] = typer.Option(None, help="Training input size; images are stored with their shorter side shrunk to it [default: native size, else 224]."),
+    image_size: Optional[int] = typer.Option(None, help="Training input size; larger images are stored at exactly this size (squashed, as the model sees them) [default: native size, else 224]."),
     eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (seeded), when there is no --eval or official test set."),
     shards: Optional[int] = typer.Option(None, help="Shards per split [default: a new shard every ~100 MB]."),
     labels: Optional[pathlib.Path] = typer.Option(None, help="labels.txt fixing the class order (one label per line)."),
