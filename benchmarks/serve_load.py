@@ -1,11 +1,11 @@
 """`corolla serve` under load: requests/s and p50/p99 latency at concurrency 1, 16 and 64, batching
 on vs off, TensorFlow vs ONNX Runtime, on the demo model (Fashion-MNIST convnet, 28×28×1) and on a
-224×224 SqueezeNet (the seeds' fire modules; ResNet-18's model.onnx fails the export's parity check).
+224×224 SqueezeNet (the seeds' fire modules, and the lightest 224 model in the zoo, which keeps the run short).
 
     .venv/bin/python benchmarks/serve_load.py [--quick]
 
-Each configuration is a fresh `corolla serve` process on loopback; the client (httpx, asyncio,
-one process) runs on the same machine, so on a small box it takes CPU from the server: the
+Each configuration is a fresh `corolla serve` process on loopback; the client (`corolla.serve.bench`: asyncio,
+one process, raw HTTP/1.1 on keep-alive connections) runs on the same machine, so on a small box it takes CPU from the server: the
 figures are what one machine does serving itself. Models are built once into
 benchmarks/out/serve/ (1 training epoch: the weights do not change the speed) and reused.
 """
