@@ -152,7 +152,9 @@ class OnnxRuntime:
         options.log_severity_level = 3
         # Idle inference threads would spin on the cores the decoding threads and the event loop need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # onnxruntime-gpu brings CUDA; the CPU provider is always there.
+        providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
