@@ -24,6 +24,7 @@ import numpy as np
 
 from corolla.config import CONFIG
 from corolla.errors import CorollaError
+from corolla.export.onnx import OnnxRunner
 from corolla.export.saved_model import INFO
 
 RUNTIMES = ("auto", "tf", "onnx")
@@ -53,7 +54,7 @@ def read_info(version_dir: pathlib.Path) -> dict:
     """corolla.json: labels, image_size and channels of the version."""
     try:
         info = json.loads((version_dir / INFO).read_text(encoding="utf-8"))
-        return {"labels": list(info["labels"]), "image_size": int(info["image_size"]), "channels": int(info["channels"]), **info}
+        return {**info, "labels": list(info["labels"]), "image_size": int(info["image_size"]), "channels": int(info["channels"])}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CorollaError(f"{version_dir} has no readable {INFO} ({error}); it was not written by `corolla export`. Re-export the run.") from None
 
@@ -62,8 +63,10 @@ class ExportedModel:
     def __init__(self, version_dir: pathlib.Path):
         import tensorflow as tf
 
+        from corolla.serve.versions import version_of
+
         self.path = pathlib.Path(version_dir)
-        self.version = int(self.path.name) if self.path.name.isdigit() else 1
+        self.version = version_of(self.path)
         self.info = json.loads((self.path / INFO).read_text(encoding="utf-8")) if (self.path / INFO).is_file() else {}
         self._loaded = tf.saved_model.load(str(self.path))
         self.signatures = self._loaded.signatures
@@ -109,7 +112,6 @@ class Decoder:
 
         from corolla.data.pipeline import decode_and_resize
 
-        self.shape = (image_size, image_size, channels)
         self._fn = tf.function(
             lambda data: decode_and_resize(data, image_size=image_size, channels=channels),
             input_signature=[tf.TensorSpec([], tf.string)],
@@ -139,26 +141,15 @@ class TensorFlowRuntime:
         return self._pixels(pixels=self._tf.constant(pixels, self._tf.float32))["probabilities"].numpy()
 
 
-class OnnxRuntime:
+class OnnxRuntime(OnnxRunner):
     name = "onnx"
 
     def __init__(self, version_dir: pathlib.Path):
-        import onnxruntime
-
         path = version_dir / "model.onnx"
         if not path.is_file():
             raise CorollaError(f"--runtime onnx needs {path}, and this version has none. Export with --format saved_model,onnx or use --runtime tf.")
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
         # Idle inference threads would spin on the cores the decoding threads and the event loop need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # onnxruntime-gpu brings CUDA; the CPU provider is always there.
-        providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-        self._input = self._session.get_inputs()[0].name
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: pixels.astype(np.float32, copy=False)})[0]
+        super().__init__(path, spin=False)
 
 
 def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, batch_size: int = 32, seconds: float = 0.4):

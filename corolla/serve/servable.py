@@ -22,8 +22,9 @@ import time
 import numpy as np
 
 from corolla.serve.batching import Batcher
-from corolla.serve.limits import ApiError, check_image
+from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
 from corolla.serve.runtime import Decoder, load_runtime, read_info
+from corolla.serve.versions import version_of
 
 _DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
 
@@ -37,11 +38,11 @@ class Servable:
         max_batch_size: int = 32,
         batch_timeout_ms: float = 2.0,
         max_queue: int = 256,
-        max_pixels: int = 25_000_000,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         metrics=None,
     ):
         self.path = pathlib.Path(version_dir)
-        self.version = int(self.path.name) if self.path.name.isdigit() else 1
+        self.version = version_of(self.path)
         info = read_info(self.path)
         self.labels: list[str] = info["labels"]
         self.image_size, self.channels = info["image_size"], info["channels"]

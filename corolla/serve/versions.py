@@ -62,6 +62,7 @@ class ModelManager:
         self.current = None
         self.loading: int | None = None
         self.failed: dict[int, str] = {}  # version → why it could not be loaded (not retried)
+        self._unverified: dict[int, tuple] = {}  # version → its files' stamp when their hashes last failed
         self._path = path
         self._loop = None
         self._stop = threading.Event()
@@ -75,12 +76,6 @@ class ModelManager:
 
     def stop(self) -> None:
         self._stop.set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.current is None and time.monotonic() < deadline and (self._thread and self._thread.is_alive()):
-            time.sleep(0.05)
-        return self.current is not None
 
     @property
     def ready(self) -> bool:
@@ -125,19 +120,23 @@ class ModelManager:
 
     def _newest(self) -> pathlib.Path | None:
         if self.fixed:
-            return None if _version_of(self._path) in self.failed else self._path
+            return None if version_of(self._path) in self.failed else self._path
         versions = [path for path in complete_versions(self.base) if int(path.name) not in self.failed]
         return versions[-1] if versions else None
 
     def _load(self, version_dir: pathlib.Path) -> None:
         from corolla.serve.servable import Servable
 
-        version = _version_of(version_dir)
+        version = version_of(version_dir)
+        stamp = _stamp(version_dir)
+        if stamp and self._unverified.get(version) == stamp:
+            return  # its hashes failed and nothing was written since: do not hash it again
         self.loading = version
         started = time.perf_counter()
         try:
             if not self.fixed and not is_complete(version_dir, verify_hashes=True):
-                return  # still being written (sizes matched, contents not yet): look again at the next poll
+                self._unverified[version] = stamp  # still being written (sizes matched, contents not yet)
+                return
             servable = Servable(version_dir, **self.servable_options)
         except Exception as error:  # any failure leaves the served version in place
             self.failed[version] = f"{type(error).__name__}: {error}"
@@ -161,8 +160,22 @@ class ModelManager:
             self.metrics.model_loads[outcome] += 1
 
 
-def _version_of(version_dir: pathlib.Path) -> int:
+def version_of(version_dir: pathlib.Path) -> int:
+    """The version number a folder's name gives (1 for a SavedModel folder not named by a number)."""
     return int(version_dir.name) if version_dir.name.isdigit() and version_dir.name.isascii() else 1
+
+
+def _stamp(version_dir: pathlib.Path) -> tuple:
+    """(path, size, mtime) of every file: changes whenever a copy writes more."""
+    stamp = []
+    try:
+        for path in sorted(version_dir.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                stamp.append((str(path), stat.st_size, stat.st_mtime_ns))
+    except OSError:
+        return ()  # changing under us: compares unequal to any real stamp, so it is checked again
+    return tuple(stamp)
 
 
 def _status(version: int, state: str, code: str = "OK", message: str = "") -> dict:
