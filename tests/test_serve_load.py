@@ -34,7 +34,8 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
     command = [
         str(pathlib.Path(sys.executable).parent / "schemathesis"), "--config-file", str(config), "run", f"{url}/openapi.json",
         "--checks", "not_a_server_error", "--max-examples", "40", "--phases", "examples,coverage,fuzzing",
-        "--workers", "1",  # several workers trip a thread-safety bug of ast.parse (in hypothesis) on Python 3.11 "--request-timeout", "30", "--seed", "7", "--generation-database", "none",
+        # One worker: several trip a thread-safety bug of ast.parse (in hypothesis) on Python 3.11.
+        "--workers", "1", "--request-timeout", "30", "--seed", "7", "--generation-database", "none",
         "--suppress-health-check", "all", "--no-color", "--report", "json", "--report-json-path", str(tmp_path / "report.json"),
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=420)

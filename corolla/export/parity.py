@@ -69,7 +69,7 @@ def exported_runners(version_dir: str | os.PathLike) -> dict[str, tuple[object, 
 
         from corolla.serve.runtime import ExportedModel
 
-        exported = ExportedModel(version_dir)  # what `corolla serve` and `corolla predict` run
+        exported = ExportedModel(version_dir)  # what `corolla predict` runs; the server runs the same decode + `pixels`
         pixels = exported.signatures["pixels"]
         runners["saved_model"] = (lambda encoded, _: exported.predict(encoded)["probabilities"], False)
         runners["saved_model:pixels"] = (lambda _, batch: pixels(pixels=tf.constant(batch))["probabilities"].numpy(), False)
