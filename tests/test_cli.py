@@ -18,6 +18,13 @@ def test_help_lists_every_stage():
         assert command in result.stdout
 
 
+def test_the_cli_loads_no_heavy_library_before_a_command_needs_it():
+    """`corolla --help` and a typo answer at once: TensorFlow, Keras and FastAPI load on use."""
+    heavy = ("tensorflow", "keras", "fastapi", "apache_beam")
+    code = f"import sys, corolla, corolla.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -1,8 +1,16 @@
-from corolla.serve.app import create_app, serve
+"""Serving: `serve` and `create_app` (FastAPI loads on first use, so `corolla --help` stays fast)."""
 
-__all__ = ['create_app', 'serve']
+import importlib
+
+from corolla._api import make_callable
+
+__all__ = ["create_app", "serve"]
 
 
-from corolla._api import make_callable  # noqa: E402
+def __getattr__(name):
+    if name in __all__:
+        return getattr(importlib.import_module("corolla.serve.app"), name)
+    raise AttributeError(f"module 'corolla.serve' has no attribute {name!r}")
 
-make_callable(__name__, serve)  # `corolla.serve(...)` even once the module is imported
+
+make_callable(__name__, lambda *args, **kwargs: __getattr__("serve")(*args, **kwargs))  # `corolla.serve(...)` once imported

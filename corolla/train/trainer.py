@@ -21,17 +21,15 @@ import math
 import os
 import pathlib
 import shutil
+import statistics
 import sys
 import time
-
-import numpy as np
 
 from corolla.config import CONFIG, TrainConfig, read_yaml
 from corolla.data.manifest import describe
 from corolla.data.storage import is_remote
 from corolla.errors import CorollaError
 from corolla.train import session
-from corolla.train.callbacks import read_state, remove_temporaries
 
 
 def train(
@@ -125,6 +123,7 @@ def _open_run_dir(run_dir: pathlib.Path, settings: TrainConfig, *, overwrite: bo
     Only the chief creates, replaces or configures RUN_DIR; other workers (several hosts sharing
     it) keep to RUN_DIR/workers/<task>/ and continue from their own last.keras, else the chief's.
     """
+    from corolla.train.callbacks import read_state, remove_temporaries  # Keras: not at `corolla --help`
     from corolla.train.distribute import task_info, worker_dir
 
     if not task_info()[2]:
@@ -162,5 +161,5 @@ def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) 
         "best_accuracy": progress.get("best", math.nan),
         "epochs": progress.get("epoch", 0),
         "seconds": seconds,
-        "images_per_second": float(np.median(history["images_per_second"])) if history.get("images_per_second") else 0.0,
+        "images_per_second": float(statistics.median(history["images_per_second"])) if history.get("images_per_second") else 0.0,
     }
