@@ -146,6 +146,20 @@ def test_lr_finder_suggests_a_rate_inside_its_sweep(prepared, tmp_path):
     assert not (tmp_path / "lr" / "config.yaml").exists(), "a sweep is not a run"
 
 
+def test_lr_suggestion_is_the_steepest_fall_before_the_minimum():
+    """A loss curve whose fastest fall (per log-LR) is at 1e-3 and whose minimum is at 1e-1, then diverges."""
+    from corolla.train.lr_finder import suggest
+
+    rates = list(np.logspace(-6, 0, 61))
+    logs = np.log10(rates)
+    smoothed = 2.0 - 1.5 / (1 + np.exp(-3 * (logs + 3))) + np.where(logs > -1, 40 * (logs + 1) ** 2, 0.0)
+    suggestion, lowest = suggest(rates, list(smoothed))
+    assert suggestion == pytest.approx(1e-3, rel=0.15)
+    assert lowest == pytest.approx(1e-1, rel=0.3)
+    diverged = list(smoothed[:-5]) + [float("nan")] * 5  # the loss blew up at the end of the sweep
+    assert suggest(rates, diverged) == (suggestion, lowest)
+
+
 @pytest.mark.slow
 def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head(prepared, tmp_path):
     from corolla.models import build_model

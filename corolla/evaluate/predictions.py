@@ -120,8 +120,7 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
     import tensorflow as tf
 
     from corolla.data.images import InvalidImage, prepare_image
-    from corolla.data.manifest import describe
-    from corolla.data.sources import resolve_source
+    from corolla.data.sources import resolve_source, split_items
 
     if not pathlib.Path(spec).expanduser().exists():
         raise CorollaError(f"Cannot use {spec!r}: it does not exist. Expected prepared data, a folder of class sub-folders or a CSV. Received: data={spec!r}")
@@ -131,8 +130,8 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
     if unknown:
         raise CorollaError(f"{spec} has classes the run was not trained on: {', '.join(unknown)}. Expected a subset of: {', '.join(config.classes)}.")
     items = source.items
-    if split is not None:  # the run's own raw folder: the split training used, from the one place that decides it
-        wanted = {path for path, _ in (describe(spec).files or {}).get(split, [])}
+    if split is not None:  # the run's own raw folder: the split training used (`describe` splits the same way)
+        wanted = {item.path for item in split_items(items) if item.split == split}
         items = [item for item in items if item.path in wanted]
     if limit is not None and limit < len(items):
         items = random.Random(seed).sample(items, limit)

@@ -17,15 +17,19 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from corolla.errors import CorollaError
+from corolla.models.transfer import backbone_of
+
 FEATURE_LAYERS = ("pool", "flatten")  # weightless, deterministic: safe to run once
 
 
 def frozen_backbone(model):
     """The nested, frozen backbone of a transfer model, or None."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(nested) == 1 and not nested[0].trainable:
-        return nested[0]
-    return None
+    try:
+        backbone = backbone_of(model)
+    except CorollaError:  # not a transfer model
+        return None
+    return None if backbone.trainable else backbone
 
 
 def split_at_features(model):

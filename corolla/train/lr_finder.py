@@ -49,6 +49,18 @@ class _RangeTest(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def suggest(rates, smoothed) -> tuple[float, float]:
+    """(rate where the smoothed loss falls fastest per log-LR before its minimum, rate of the minimum).
+
+    Example:
+        suggest([1e-4, 1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.9, 1.0, 0.95, 5.0])    # (0.001, 0.1)
+    """
+    smoothed = np.array(smoothed, dtype=float)
+    lowest = int(np.argmin(np.where(np.isfinite(smoothed), smoothed, np.inf)))
+    slopes = np.gradient(smoothed[: lowest + 1], np.log(rates[: lowest + 1])) if lowest >= 2 else np.zeros(1)
+    return rates[int(np.argmin(slopes))], rates[lowest]
+
+
 def find_lr(model, dataset, *, steps: int = 200, start: float = 1e-6, end: float = 1.0, out_dir=None) -> dict:
     """Run the range test on a compiled `model` over a repeating `dataset`; optionally write a plot.
 
@@ -57,13 +69,8 @@ def find_lr(model, dataset, *, steps: int = 200, start: float = 1e-6, end: float
     """
     test = _RangeTest(start=start, end=end, steps=steps)
     model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[test], shuffle=False, verbose=0)
-    smoothed = np.array(test.smoothed)
-    finite = np.isfinite(smoothed)
-    lowest = int(np.nanargmin(np.where(finite, smoothed, np.inf)))
-    # Steepest fall of the smoothed loss per log-LR, looked for before the minimum.
-    slopes = np.gradient(smoothed[: lowest + 1], np.log(test.rates[: lowest + 1])) if lowest >= 2 else np.zeros(1)
-    suggestion = test.rates[int(np.argmin(slopes))]
-    result = {"suggestion": suggestion, "min_loss_lr": test.rates[lowest], "rates": test.rates, "losses": test.losses, "smoothed": test.smoothed}
+    suggestion, min_loss_lr = suggest(test.rates, test.smoothed)
+    result = {"suggestion": suggestion, "min_loss_lr": min_loss_lr, "rates": test.rates, "losses": test.losses, "smoothed": test.smoothed}
     if out_dir is not None:
         out_dir = pathlib.Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
