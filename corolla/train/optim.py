@@ -35,19 +35,17 @@ def make_optimizer(name: str, learning_rate, *, momentum: float = 0.9, nesterov:
     return OPTIMIZERS[name](learning_rate, momentum, nesterov, **options)
 
 
-def make_schedule(name: str, learning_rate: float, *, total_steps: int, warmup_steps: int = 0, step_every: int = 0, step_factor: float = 0.1):
+def make_schedule(name: str, learning_rate: float, *, total_steps: int, warmup_steps: int = 0):
     """A learning rate (float) or a Keras schedule.
 
     warmup_cosine: linear from 0 to `learning_rate` over `warmup_steps`, then a cosine down to 1%
-    of it at `total_steps`. step: multiplied by `step_factor` every `step_every` steps
-    (default: a third of the run). constant: `learning_rate` throughout.
+    of it at `total_steps`. step: divided by 10 every third of the run. constant: `learning_rate` throughout.
     """
     check_choice("schedule", name, SCHEDULES)
     if name == "constant":
         return learning_rate
     if name == "step":
-        every = step_every or max(1, total_steps // 3)
-        return keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=every, decay_rate=step_factor, staircase=True)
+        return keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=max(1, total_steps // 3), decay_rate=0.1, staircase=True)
     warmup_steps = min(warmup_steps, total_steps - 1)
     return keras.optimizers.schedules.CosineDecay(
         0.0 if warmup_steps else learning_rate,

@@ -2,7 +2,7 @@
 
 Example:
     TrainConfig.from_file(recipe_path("fashion-mnist"))
-    [name for name, _ in list_recipes()]
+    recipe_names()
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ from corolla.errors import CorollaError
 RECIPES_DIR = pathlib.Path(__file__).with_name("recipes")
 
 
-def list_recipes() -> list[tuple[str, str]]:
-    """(name, first header line) of every built-in recipe."""
-    recipes = []
-    for path in sorted(RECIPES_DIR.glob("*.yaml")):
-        first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
-        recipes.append((path.stem, first))
-    return recipes
+def recipe_names() -> list[str]:
+    """The built-in recipes, e.g. ["cifar10", "fashion-mnist", "flowers"]."""
+    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
 
 
 def recipe_path(name: str) -> pathlib.Path:
     path = RECIPES_DIR / f"{name}.yaml"
     if not path.is_file():
-        names = ", ".join(recipe for recipe, _ in list_recipes())
+        names = ", ".join(recipe_names())
         raise CorollaError(f"Unknown recipe '{name}'. Expected one of: {names} (or --config FILE for your own). Received: recipe={name!r}")
     return path

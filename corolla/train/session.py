@@ -21,7 +21,7 @@ JIT = ("auto", "on", "off")
 
 
 def check(settings: TrainConfig) -> None:
-    """Every choice validated before TensorFlow starts (a typo costs no start-up time)."""
+    """Every choice validated before anything is written or any data is read."""
     from corolla.data.augment import check_preset
     from corolla.models import get_model
     from corolla.train.distribute import DISTRIBUTE
@@ -60,7 +60,11 @@ def check(settings: TrainConfig) -> None:
 
 
 def steps_per_epoch(settings: TrainConfig, global_batch: int) -> int:
-    """Steps between evaluations: one pass over the data, or `steps_per_eval` with `train_steps`."""
+    """Steps between evaluations: one pass over the data, or `steps_per_eval` with `train_steps`.
+
+    With `train_steps`, the default is a pass at the per-replica batch size (known before the
+    strategy exists), so on N replicas an evaluation comes every N passes.
+    """
     if settings.train_steps:
         return min(settings.train_steps, settings.steps_per_eval or math.ceil(settings.train_images / settings.batch_size))
     return math.ceil(settings.train_images / global_batch)
@@ -234,7 +238,7 @@ def _optimizer(settings: TrainConfig, learning_rate: float, total_steps: int):
 def _compile(network, optimizer, settings: TrainConfig) -> None:
     import keras
 
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing) if _one_hot(settings) else "sparse_categorical_crossentropy"
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing) if settings.label_smoothing else "sparse_categorical_crossentropy"
     network.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=_auto(settings.jit_compile, _xla))
 
 
