@@ -92,9 +92,11 @@ class ExportedModel:
         """Name the image TensorFlow could not decode (checked one by one, on this error path only)."""
         import tensorflow as tf
 
+        from corolla.data.pipeline import decode  # the decoder inside the SavedModel
+
         for index, data in enumerate(images):
             try:
-                tf.io.decode_image(data, expand_animations=False)
+                decode(tf.constant(data), channels=int(self.info.get("channels", 3)))
             except tf.errors.InvalidArgumentError as image_error:
                 return f"image {index} cannot be decoded ({clean_tf_message(image_error.message)})"
         return f"cannot run the model on these images ({error.message.strip().splitlines()[-1]})"
