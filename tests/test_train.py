@@ -18,6 +18,7 @@ from corolla.config import TrainConfig
 from corolla.errors import CorollaError
 from corolla.train import train
 from corolla.train.callbacks import read_state
+from tests.conftest import TRAINED_BATCH, TRAINED_EPOCHS
 
 
 def _iterations(path) -> int:
@@ -132,9 +133,9 @@ def test_resume_needs_a_run_and_refuses_changed_settings(trained_run, prepared, 
     with pytest.raises(CorollaError, match="--resume continues a run folder"):
         train(out=tmp_path / "nothing", resume=True, verbose=False)
     with pytest.raises(CorollaError, match="other settings"):
-        train(prepared, out=trained_run, epochs=3, batch_size=16, optimizer="sgd", verbose=False)
+        train(prepared, out=trained_run, epochs=TRAINED_EPOCHS, batch_size=TRAINED_BATCH, optimizer="sgd", verbose=False)
     summary = train(out=trained_run, resume=True, verbose=False)
-    assert summary["seconds"] == 0.0 and summary["epochs"] == 3
+    assert summary["seconds"] == 0.0 and summary["epochs"] == TRAINED_EPOCHS
 
 
 def test_lr_finder_suggests_a_rate_inside_its_sweep(prepared, tmp_path):
