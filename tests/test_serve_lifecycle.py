@@ -1,6 +1,7 @@
 """Versions appear, load and swap; the queue fills; deadlines pass; SIGTERM drains; both runtimes agree."""
 
 import functools
+import re
 import shutil
 import signal
 import threading
@@ -141,3 +142,28 @@ def test_tf_and_onnx_runtimes_give_the_same_answers(exported):
             answers[runtime] = np.array([row["probabilities"] for row in httpx.post(f"{url}/v1/models/shapes-run:predict", json=body).json()["predictions"]])
     np.testing.assert_allclose(answers["tf"], answers["onnx"], atol=1e-5)
     assert (answers["tf"].argmax(-1) == answers["onnx"].argmax(-1)).all()
+
+
+def test_workers_each_load_the_model_answer_alike_and_stop_on_sigterm(exported):
+    body = predict_body(images()[0])
+    with cli_server(exported.parent, "--workers", "2") as (url, process):
+        answers = []
+
+        def client():
+            with httpx.Client(timeout=60) as http:  # a connection per client, so the workers share them out
+                answers.extend(http.post(f"{url}/v1/models/shapes-run:predict", json=body) for _ in range(5))
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [response.status_code for response in answers] == [200] * 40
+        rows = [response.json()["predictions"][0] for response in answers]
+        assert {row["labels"] for row in rows} == {"red"}  # same model, same answer, whichever worker or batch size
+        np.testing.assert_allclose([row["probabilities"] for row in rows], [rows[0]["probabilities"]] * 40, atol=1e-5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        started = re.findall(r"Started server process \[(\d+)\]", process.output())
+        assert len(set(started)) == 2, process.output()
+        assert len(re.findall(r"Finished server process", process.output())) == 2
