@@ -45,7 +45,7 @@ def datasets_list():
 @datasets_app.command("fetch")
 def datasets_fetch(
     name: str = typer.Argument(..., help="Dataset name, e.g. fashion-mnist."),
-    dest: Optional[pathlib.Path] = typer.Option(None, help="Folder to put the files in [default: ~/.cache/corolla/datasets/NAME]."),
+    dest: Optional[pathlib.Path] = typer.Option(None, help="Folder to put the files in \\[default: ~/.cache/corolla/datasets/NAME]."),
 ):
     """Fetch a built-in dataset: from its OS package if installed, else from its official URLs (checksums verified)."""
     from corolla.data.datasets import fetch_dataset
@@ -57,7 +57,7 @@ def datasets_fetch(
 def data_inspect(
     data_dir: pathlib.Path = typer.Argument(..., help="A folder written by `corolla prepare`."),
     per_class: int = typer.Option(8, help="Sample images per class on the contact sheet."),
-    out: Optional[pathlib.Path] = typer.Option(None, help="Where to write the contact sheet PNG [default: DATA_DIR/contact_sheet.png]."),
+    out: Optional[pathlib.Path] = typer.Option(None, help="Where to write the contact sheet PNG \\[default: DATA_DIR/contact_sheet.png]."),
 ):
     """Per-class counts, skipped files with reasons, duplicates, and a contact sheet of samples."""
     from corolla.data.inspect import inspect
@@ -87,9 +87,9 @@ def prepare(
     source: str = typer.Argument(..., help="A folder of class sub-folders, a CSV of `path,label` lines, or a built-in dataset name."),
     out: pathlib.Path = typer.Option(..., "--out", "-o", help="Folder for the shards, labels.txt and manifest.json."),
     eval_source: Optional[str] = typer.Option(None, "--eval", help="A separate eval set (folder or CSV) instead of holding out --eval-fraction."),
-    image_size: Optional[int] = typer.Option(None, help="Training input size; larger images are stored at exactly this size (squashed, as the model sees them) [default: native size, else 224]."),
+    image_size: Optional[int] = typer.Option(None, help="Training input size; larger images are stored at exactly this size (squashed, as the model sees them) \\[default: native size, else 224]."),
     eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (seeded), when there is no --eval or official test set."),
-    shards: Optional[int] = typer.Option(None, help="Shards per split [default: a new shard every ~100 MB]."),
+    shards: Optional[int] = typer.Option(None, help="Shards per split \\[default: a new shard every ~100 MB]."),
     labels: Optional[pathlib.Path] = typer.Option(None, help="labels.txt fixing the class order (one label per line)."),
     find_duplicates: bool = typer.Option(True, help="List files with identical bytes in the manifest (train/eval leaks flagged)."),
     seed: int = typer.Option(42, help="Seed of the train/eval split and shard order."),

@@ -1,5 +1,6 @@
 """The command line: help texts, and one clear line (no traceback) for bad input."""
 
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,20 @@ def test_help_lists_every_stage():
     for command in ("prepare", "train", "evaluate", "export", "serve", "predict", "demo", "datasets"):
         assert command in result.stdout
 
+
+
+@pytest.mark.parametrize(
+    "command, shown",
+    [
+        (["train"], "[default: convnet]"),  # Rich reads "[...]" as markup unless escaped: the defaults vanished once
+        (["prepare"], "[default: a new shard every ~100 MB]"),
+        (["bench-serve"], "[default: small generated JPEGs]"),
+    ],
+)
+def test_help_shows_the_defaults_written_in_brackets(command, shown):
+    result = subprocess.run([sys.executable, "-m", "corolla.cli", *command, "--help"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "COLUMNS": "400"})  # fmt: skip
+    assert shown in result.stdout
 
 def test_the_cli_loads_no_heavy_library_before_a_command_needs_it():
     """`corolla --help` and a typo answer at once: TensorFlow, Keras and FastAPI load on use."""

@@ -4,6 +4,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -57,3 +58,27 @@ def test_bounded_load_no_errors_and_flat_memory(server):
     batched = [line for line in metrics.splitlines() if line.startswith("corolla_batch_size_bucket") and 'le="1"' in line]
     count = [line for line in metrics.splitlines() if line.startswith("corolla_batch_size_count")]
     assert int(batched[0].split()[-1]) < int(count[0].split()[-1])  # some batches held more than one image
+
+
+def test_bench_serve_waits_for_a_server_still_loading_and_names_a_dead_one(exported):
+    from corolla.errors import CorollaError
+    from tests.test_serve_e2e import free_port
+
+    with pytest.raises(CorollaError, match="Cannot reach a corolla server"):
+        bench_serve(f"http://127.0.0.1:{free_port()}", requests=1)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "corolla.cli", "serve", str(exported.parent), "--port", str(port), "--no-access-log"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while True:  # the port opens before the model is loaded; start the load then
+            assert process.poll() is None, "corolla serve exited early"
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        summary = bench_serve(f"http://127.0.0.1:{port}", concurrency=2, requests=20)
+        assert summary["ok"] == 20, (status, summary)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

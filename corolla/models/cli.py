@@ -38,10 +38,10 @@ def models_list():
 @models_app.command("summary")
 def models_summary(
     name: str = typer.Argument(..., help="A model name from `corolla models list`, or path/to/file.py:build."),
-    input_size: Optional[int] = typer.Option(None, help="Image height and width [default: the model's own]."),
-    channels: Optional[int] = typer.Option(None, help="1 (grayscale) or 3 (RGB) [default: the model's own]."),
+    input_size: Optional[int] = typer.Option(None, help="Image height and width \\[default: the model's own]."),
+    channels: Optional[int] = typer.Option(None, help="1 (grayscale) or 3 (RGB) \\[default: the model's own]."),
     num_classes: int = typer.Option(LIST_CLASSES, help="Number of classes of the head."),
-    weights: Optional[str] = typer.Option(None, help="Pretrained models: imagenet, none or PATH [default: none, no download]."),
+    weights: Optional[str] = typer.Option(None, help="Pretrained models: imagenet, none or PATH \\[default: none, no download]."),
 ):
     """model.summary(), then parameter and FLOP counts for one image."""
     from corolla.models import build_model, get_model

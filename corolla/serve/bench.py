@@ -47,15 +47,29 @@ def bench_serve(
     url = url.rstrip("/")
     if not url.startswith("http://"):
         raise CorollaError(f"bench-serve speaks plain HTTP to a server on this machine or network. Received: url={url!r}")
-    try:
-        model = httpx.get(f"{url}/v1/models", timeout=timeout).json()["models"][0]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as error:
-        raise CorollaError(f"Cannot reach a corolla server at {url} ({error}). Start one with `corolla serve RUN_DIR`.") from None
-    name = model_name or model["name"]
+    name = model_name or _ready_model(url, timeout)["name"]
     payloads = [_payload(data, images_per_request, protocol) for data in _images(images)]
     endpoint = f"{url}/v1/models/{name}:predict" if protocol == "v1" else f"{url}/v2/models/{name}/infer"
     return asyncio.run(_run(endpoint, payloads, concurrency, requests, timeout, max_seconds)) | {"url": url, "model": name, "protocol": protocol}
 
+
+def _ready_model(url: str, timeout: float) -> dict:
+    """The first model a server at `url` serves, once it is ready (a server still loading answers 503: wait for it)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(f"{url}/v1/models", timeout=timeout)
+        except httpx.HTTPError as error:
+            raise CorollaError(f"Cannot reach a corolla server at {url} ({error}). Start one with `corolla serve RUN_DIR`.") from None
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    try:
+        return response.raise_for_status().json()["models"][0]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        raise CorollaError(f"{url} is not a ready corolla server: GET /v1/models answered {response.status_code} {response.text[:200]}") from None
 
 async def _exchange(reader, writer, message: bytes) -> int:
     """Send one request, read the whole response; returns its status (raises ValueError if it is not HTTP)."""

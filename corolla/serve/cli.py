@@ -16,7 +16,7 @@ def serve(
     path: pathlib.Path = typer.Argument(..., help="An export folder (RUN_DIR/export), one version of it, or a run folder."),
     host: str = typer.Option("127.0.0.1", help="Address to bind; use 0.0.0.0 only to expose the server on your network."),
     port: int = typer.Option(8501, help="Port (TF Serving's REST port by default)."),
-    model_name: Optional[str] = typer.Option(None, help="Name in the URLs /v1/models/NAME and /v2/models/NAME [default: the run folder's name]."),
+    model_name: Optional[str] = typer.Option(None, help="Name in the URLs /v1/models/NAME and /v2/models/NAME \\[default: the run folder's name]."),
     max_batch_size: int = typer.Option(32, help="Most images run through the model at once (1 turns batching off)."),
     batch_timeout_ms: float = typer.Option(2.0, help="Longest wait for more requests to fill a batch."),
     workers: int = typer.Option(1, help="Server processes; each loads the model and batches its own requests."),
@@ -43,10 +43,10 @@ def bench_serve(
     url: str = typer.Option("http://127.0.0.1:8501", help="A running `corolla serve`."),
     concurrency: int = typer.Option(16, help="Clients sending requests at the same time."),
     requests: int = typer.Option(2000, help="Requests in all."),
-    image: Optional[List[pathlib.Path]] = typer.Option(None, help="Image file(s) to send [default: small generated JPEGs]."),
+    image: Optional[List[pathlib.Path]] = typer.Option(None, help="Image file(s) to send \\[default: small generated JPEGs]."),
     images_per_request: int = typer.Option(1, help="Images in each request."),
     protocol: str = typer.Option("v1", help="v1 (TF Serving REST :predict) or v2 (KServe /infer)."),
-    model_name: Optional[str] = typer.Option(None, help="Model on the server [default: the one it serves]."),
+    model_name: Optional[str] = typer.Option(None, help="Model on the server \\[default: the one it serves]."),
     max_seconds: float = typer.Option(600.0, help="Stop sending after this long, whatever is left."),
 ):
     """Load-test a server with a bounded number of requests; prints throughput and p50/p95/p99 latency."""

@@ -19,18 +19,18 @@ console = Console()
 
 
 def _help(text: str, field: str | None = None) -> str:
-    return f"{text} [default: {getattr(DEFAULTS, field)}]" if field else text
+    return f"{text} \\[default: {getattr(DEFAULTS, field)}]" if field else text
 
 
 def train(
     data_dir: Optional[pathlib.Path] = typer.Argument(None, help="A folder written by `corolla prepare`, or (quick experiments) a folder of class sub-folders. Optional with --config/--resume."),
-    out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<DATA_DIR name>]. Reusing it with the same settings continues the run."),
+    out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run folder \\[default: runs/<DATA_DIR name>]. Reusing it with the same settings continues the run."),
     config: Optional[pathlib.Path] = typer.Option(None, help="A YAML config (e.g. an earlier RUN_DIR/config.yaml); flags override it."),
     recipe: Optional[str] = typer.Option(None, help="A built-in recipe: fashion-mnist, flowers, cifar10 (see corolla/train/recipes/)."),
     model: Optional[str] = typer.Option(None, help=_help("Model from `corolla models list`.", "model")),
     epochs: Optional[int] = typer.Option(None, help=_help("Passes over the training split.", "epochs")),
     train_steps: Optional[int] = typer.Option(None, help="Train this many steps instead of --epochs (the seeds' train_steps)."),
-    steps_per_eval: Optional[int] = typer.Option(None, help="With --train-steps: evaluate and checkpoint every this many steps [default: one pass]."),
+    steps_per_eval: Optional[int] = typer.Option(None, help="With --train-steps: evaluate and checkpoint every this many steps \\[default: one pass]."),
     batch_size: Optional[int] = typer.Option(None, help=_help("Images per step per replica; the global batch is this × replicas.", "batch_size")),
     optimizer: Optional[str] = typer.Option(None, help=_help("adam, adamw, sgd, rmsprop, adagrad or adadelta.", "optimizer")),
     learning_rate: Optional[float] = typer.Option(None, help=_help("Peak learning rate at --batch-size; scaled linearly with the global batch.", "learning_rate")),
@@ -40,13 +40,13 @@ def train(
     nesterov: Optional[bool] = typer.Option(None, help="Nesterov momentum (sgd)."),
     weight_decay: Optional[float] = typer.Option(None, help=_help("Decoupled weight decay (any optimizer).", "weight_decay")),
     label_smoothing: Optional[float] = typer.Option(None, help=_help("Label smoothing of the cross-entropy.", "label_smoothing")),
-    clipnorm: Optional[float] = typer.Option(None, help="Clip each gradient to this norm [default: off]."),
-    early_stopping: Optional[int] = typer.Option(None, help="Stop after this many evaluations without improvement [default: off]."),
+    clipnorm: Optional[float] = typer.Option(None, help="Clip each gradient to this norm \\[default: off]."),
+    early_stopping: Optional[int] = typer.Option(None, help="Stop after this many evaluations without improvement \\[default: off]."),
     augment: Optional[str] = typer.Option(None, help=_help("none, light (flip, shift) or standard (random-resized crop, flip, brightness, contrast).", "augment")),
     fine_tune: Optional[bool] = typer.Option(None, help="Pretrained models: after the head, unfreeze the backbone and train on at a lower LR."),
-    fine_tune_epochs: Optional[int] = typer.Option(None, help="Epochs of the fine-tune stage [default: --epochs]."),
-    fine_tune_layers: Optional[str] = typer.Option(None, help="Top N backbone layers to unfreeze, or 'all' [default: all]. BatchNorm stays frozen."),
-    fine_tune_learning_rate: Optional[float] = typer.Option(None, help="Learning rate of the fine-tune stage [default: --learning-rate / 10]."),
+    fine_tune_epochs: Optional[int] = typer.Option(None, help="Epochs of the fine-tune stage \\[default: --epochs]."),
+    fine_tune_layers: Optional[str] = typer.Option(None, help="Top N backbone layers to unfreeze, or 'all' \\[default: all]. BatchNorm stays frozen."),
+    fine_tune_learning_rate: Optional[float] = typer.Option(None, help="Learning rate of the fine-tune stage \\[default: --learning-rate / 10]."),
     cache_features: Optional[str] = typer.Option(None, help=_help("Frozen backbone, no augmentation: compute its features once (auto, on, off).", "cache_features")),
     distribute: Optional[str] = typer.Option(None, help=_help("auto, one, mirrored (GPUs), multi-worker (TF_CONFIG) or tpu.", "distribute")),
     mixed_precision: Optional[str] = typer.Option(None, help=_help("auto (bfloat16 on TPU/recent GPUs), float32, mixed_bfloat16, mixed_float16.", "mixed_precision")),
