@@ -81,7 +81,7 @@ def test_evaluate_on_a_raw_folder_skips_unreadable_files(trained_run, image_fold
     metrics = evaluate(trained_run, data_dir=image_folder, verbose=False)
     assert metrics["count"] == 60 and metrics["split"] == "all"
     assert sorted(row["source"].split("/")[-1] for row in metrics["skipped"]) == ["empty.png", "notes.txt", "truncated.jpg"]
-    assert metrics["accuracy"] > 0.9  # solid colours: the 3-epoch model separates them
+    assert metrics["accuracy"] > 0.9  # solid colours: the shared run separates them
 
 
 def test_evaluate_rejects_classes_the_run_never_saw(trained_run, tmp_path):

@@ -90,6 +90,17 @@ def test_task_info_and_where_each_task_writes(no_cluster, config, expected):
     assert distribute.worker_dir(run) == (run if is_chief else run / "workers" / f"{task_type}-{index}")
 
 
+
+def test_a_worker_continues_from_its_own_checkpoint_else_the_chiefs(no_cluster, tmp_path):
+    chief = tmp_path / "checkpoints" / "last.keras"
+    own = tmp_path / "workers" / "worker-1" / "checkpoints" / "last.keras"
+    assert distribute.last_checkpoint(tmp_path) == chief  # the chief: its own, even before it exists
+    no_cluster.setenv("TF_CONFIG", tf_config(["a:1", "b:1"], index=1))
+    assert distribute.last_checkpoint(tmp_path) == chief  # a worker joining a run: the chief's state
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"")
+    assert distribute.last_checkpoint(tmp_path) == own
+
 def test_linear_scaling_rule():
     assert distribute.scaled_hyperparameters(128, 3e-3, 1) == (128, 3e-3)
     batch, rate = distribute.scaled_hyperparameters(128, 3e-3, 8)

@@ -101,11 +101,11 @@ def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, 
     first = stage_epochs(settings)
     try:
         if progress.get("epoch", 0) < first and progress.get("stage", "train") == "train":
-            progress = _stage("train", settings, data, strategy, write_dir, progress, learning_rate=learning_rate, end_epoch=first, verbose=verbose)
+            progress = _stage("train", settings, data, strategy, run_dir, progress, learning_rate=learning_rate, end_epoch=first, verbose=verbose)
         if settings.fine_tune:
             fine_rate = (settings.fine_tune_learning_rate or settings.learning_rate / 10) * learning_rate / settings.learning_rate
             end = total_epochs(settings)
-            progress = _stage("fine_tune", settings, data, strategy, write_dir, progress, learning_rate=fine_rate, end_epoch=end, verbose=verbose)
+            progress = _stage("fine_tune", settings, data, strategy, run_dir, progress, learning_rate=fine_rate, end_epoch=end, verbose=verbose)
     except tf.errors.UnavailableError as error:  # a peer worker died: collectives abort
         raise CorollaError(
             f"Another training worker stopped ({str(error).splitlines()[0][:200]}). Restart every worker with the same "
@@ -141,19 +141,21 @@ class _Data:
         self.monitor = "val_accuracy" if self.eval is not None else "accuracy"
 
 
-def _stage(stage, settings, data, strategy, write_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
+def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
     import keras
 
     from corolla.train.callbacks import RunCheckpoints
+    from corolla.train.distribute import last_checkpoint, worker_dir
     from corolla.train.features import compute_features, feature_dataset, split_at_features
 
+    write_dir = worker_dir(run_dir)
     checkpoints = write_dir / "checkpoints"
     start_epoch = progress.get("epoch", 0)
     stage_start = stage_epochs(settings) if stage == "fine_tune" else 0
     resuming = progress.get("stage") == stage and start_epoch > stage_start
     with strategy.scope():
         if resuming or stage == "fine_tune":
-            network = _load_last(checkpoints / "last.keras")
+            network = _load_last(last_checkpoint(run_dir))
         else:
             network = _build(settings)
         if stage == "fine_tune" and not resuming:
@@ -255,8 +257,6 @@ def _one_hot(settings: TrainConfig):
 def _load_last(path: pathlib.Path):
     from corolla.models.saving import load_model_file
 
-    if not path.is_file() and path.parent.parent.parent.name == "workers":
-        path = path.parents[3] / "checkpoints" / path.name  # a new worker joins from the chief's state
     if not path.is_file():
         raise CorollaError(f"Cannot continue: {path} is missing. Start again with --overwrite.")
     return load_model_file(path)

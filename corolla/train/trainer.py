@@ -124,13 +124,11 @@ def _open_run_dir(run_dir: pathlib.Path, settings: TrainConfig, *, overwrite: bo
     it) keep to RUN_DIR/workers/<task>/ and continue from their own last.keras, else the chief's.
     """
     from corolla.train.callbacks import read_state, remove_temporaries  # Keras: not at `corolla --help`
-    from corolla.train.distribute import task_info, worker_dir
+    from corolla.train.distribute import last_checkpoint, task_info
 
     if not task_info()[2]:
-        for folder in (worker_dir(run_dir), run_dir):
-            if not overwrite and (folder / "checkpoints" / "last.keras").exists():
-                return read_state(folder / "checkpoints" / "last.keras")
-        return {}
+        checkpoint = last_checkpoint(run_dir)
+        return read_state(checkpoint) if checkpoint.exists() and not overwrite else {}
     if (run_dir / CONFIG).exists():
         if overwrite:
             shutil.rmtree(run_dir)
