@@ -102,18 +102,18 @@ async def infer(request: Request, name: str, version: str | None = None):
     count = shape[0] if shape else 0
     settings.limits.check_count(count, "images in inputs[0]")
     elements = math.prod(shape)
-    data = _tensor_data(tensor, binary, where, elements, datatype)
+    values, is_binary = _tensor_values(tensor, binary, where, elements, datatype)
     deadline = deadline_after(settings.request_timeout_s)
     if datatype == "BYTES":
         if elements != count:
             raise ApiError(400, f"{where}: a BYTES input holds one encoded image per row: shape [n] or [n, 1]. Received: shape {shape}")
-        images = data if isinstance(data, list) else [decode_base64(value, where=f"{where}.data[{i}]") for i, value in enumerate(_flatten(tensor["data"]))]
+        images = values if is_binary else [decode_base64(value, where=f"{where}.data[{i}]") for i, value in enumerate(values)]
         probabilities = await servable.predict_images(images, deadline=deadline, where=lambda index: f"{where}.data[{index}]")
     elif datatype in ("FP32", "UINT8"):
         if tuple(shape[1:]) != servable.pixel_shape:
             raise ApiError(400, f"{where}: expected pixels of shape [n, {', '.join(map(str, servable.pixel_shape))}]. Received: shape {shape}")
-        pixels = data.reshape(shape).astype(np.float32) if isinstance(data, np.ndarray) else to_pixels(
-            np.reshape(np.asarray(_flatten(tensor["data"]), dtype=object), shape), servable.pixel_shape, uint8=datatype == "UINT8", where=f"{where}.data"
+        pixels = values.reshape(shape).astype(np.float32) if is_binary else to_pixels(
+            np.reshape(np.asarray(values, dtype=object), shape), servable.pixel_shape, uint8=datatype == "UINT8", where=f"{where}.data"
         )
         probabilities = await servable.predict_pixels(pixels, deadline=deadline)
     else:
@@ -129,8 +129,8 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[: int(header_length)], body[int(header_length) :]
 
 
-def _tensor_data(tensor: dict, binary: bytes, where: str, elements: int, datatype):
-    """Binary data (the extension) as bytes list / ndarray, else None after checking the JSON data's length."""
+def _tensor_values(tensor: dict, binary: bytes, where: str, elements: int, datatype) -> tuple:
+    """(values, is_binary): binary data (the extension) as a bytes list or ndarray, else the JSON data flattened."""
     parameters = tensor.get("parameters")
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is None:
@@ -139,7 +139,7 @@ def _tensor_data(tensor: dict, binary: bytes, where: str, elements: int, datatyp
         flat = _flatten(tensor["data"])
         if len(flat) != elements:
             raise ApiError(400, f"{where}: shape holds {elements} elements but data has {len(flat)}.")
-        return None
+        return flat, False
     if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > len(binary):
         raise ApiError(400, f"{where}.parameters.binary_data_size: expected at most the {len(binary)} bytes after the JSON header. Received: {size!r}")
     chunk = binary[:size]
@@ -153,14 +153,14 @@ def _tensor_data(tensor: dict, binary: bytes, where: str, elements: int, datatyp
             offset += 4 + length
         if offset != len(chunk) or len(images) != elements:
             raise ApiError(400, f"{where}: binary BYTES data holds {len(images)} complete elements; shape says {elements}.")
-        return images
+        return images, True
     dtype = {"FP32": "<f4", "UINT8": "u1"}.get(datatype)
     if dtype is None or len(chunk) != elements * np.dtype(dtype).itemsize:
         raise ApiError(400, f"{where}: binary data of {len(chunk)} bytes does not match {datatype} with shape of {elements} elements.")
     array = np.frombuffer(chunk, dtype=dtype)
     if not np.isfinite(array).all():
         raise ApiError(400, f"{where}: pixel values must be finite numbers.")
-    return array
+    return array, True
 
 
 def _flatten(data) -> list:
