@@ -246,6 +246,9 @@ def serve(
     _configure_logging(log_level)
     if workers < 1:
         raise CorollaError(f"workers must be ≥ 1. Received: workers={workers}")
+    # TensorFlow takes almost all GPU memory by default; with --workers the first process would
+    # leave the others none. Growing on demand lets them share a GPU (workers inherit this).
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     app = create_app(path, **options)  # checks everything once, in this process
     name = app.state.manager.model_name
     logger.info("Loading '%s' from %s; it will answer at http://%s:%d/v1/models/%s (web page: http://%s:%d/)", name, path, host, port, name, host, port)
