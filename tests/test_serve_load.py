@@ -1,9 +1,11 @@
 """The server against its own OpenAPI document (schemathesis) and under a bounded concurrent load on loopback."""
 
+import http.server
 import json
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -66,6 +68,11 @@ def test_bench_serve_waits_for_a_server_still_loading_and_names_a_dead_one(expor
 
     with pytest.raises(CorollaError, match="Cannot reach a corolla server"):
         bench_serve(f"http://127.0.0.1:{free_port()}", requests=1)
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501 to GET
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    with pytest.raises(CorollaError, match="is not a ready corolla server: GET /v1/models answered 501"):
+        bench_serve(f"http://127.0.0.1:{other.server_address[1]}", requests=1)
+    other.shutdown()
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "corolla.cli", "serve", str(exported.parent), "--port", str(port), "--no-access-log"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -47,7 +47,8 @@ def bench_serve(
     url = url.rstrip("/")
     if not url.startswith("http://"):
         raise CorollaError(f"bench-serve speaks plain HTTP to a server on this machine or network. Received: url={url!r}")
-    name = model_name or _ready_model(url, timeout)["name"]
+    served = _ready_model(url, timeout)  # also waits for a server still loading its model
+    name = model_name or served["name"]
     payloads = [_payload(data, images_per_request, protocol) for data in _images(images)]
     endpoint = f"{url}/v1/models/{name}:predict" if protocol == "v1" else f"{url}/v2/models/{name}/infer"
     return asyncio.run(_run(endpoint, payloads, concurrency, requests, timeout, max_seconds)) | {"url": url, "model": name, "protocol": protocol}
@@ -70,6 +71,7 @@ def _ready_model(url: str, timeout: float) -> dict:
         return response.raise_for_status().json()["models"][0]
     except (httpx.HTTPError, ValueError, KeyError, IndexError):
         raise CorollaError(f"{url} is not a ready corolla server: GET /v1/models answered {response.status_code} {response.text[:200]}") from None
+
 
 async def _exchange(reader, writer, message: bytes) -> int:
     """Send one request, read the whole response; returns its status (raises ValueError if it is not HTTP)."""
