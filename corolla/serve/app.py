@@ -64,8 +64,13 @@ def create_app(
     poll_seconds: float = 2.0,
     drain_timeout_s: float = 30.0,
     access_log: bool = True,
+    load_before_serving: bool = False,
 ) -> FastAPI:
-    """The ASGI app serving the newest complete version under `path` (loaded in the background at start-up)."""
+    """The ASGI app serving the newest complete version under `path` (loaded in the background at start-up).
+
+    With `load_before_serving`, start-up also waits for that first load, so the server takes no
+    connection it would answer 503 (`--workers`: the others already answer while one still loads).
+    """
     from corolla.serve.runtime import RUNTIMES, find_version
 
     path = _export_base(path)
@@ -99,6 +104,8 @@ def create_app(
         loop = asyncio.get_running_loop()
         manager.start(loop)
         _drain_on_sigterm(app, loop)
+        if load_before_serving:
+            await loop.run_in_executor(None, manager.first_attempt.wait)
         yield
         manager.stop()
 
@@ -265,7 +272,7 @@ def worker_app() -> FastAPI:
     """One `--workers` process's app, from the settings `serve` left in the environment."""
     options = json.loads(os.environ[SETTINGS_ENV])
     _configure_logging(options.pop("log_level"))
-    return create_app(options.pop("path"), **options)
+    return create_app(options.pop("path"), load_before_serving=True, **options)
 
 
 def _configure_logging(level: str) -> None:

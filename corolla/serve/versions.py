@@ -66,6 +66,7 @@ class ModelManager:
         self._path = path
         self._loop = None
         self._stop = threading.Event()
+        self.first_attempt = threading.Event()  # set once the first poll has loaded a version, or failed to
         self._thread: threading.Thread | None = None
 
     def start(self, loop) -> None:
@@ -114,6 +115,7 @@ class ModelManager:
             candidate = self._newest()
             if candidate is not None and (self.current is None or int(candidate.name) > self.current.version):
                 self._load(candidate)
+            self.first_attempt.set()
             if self.fixed and self.current is not None:
                 return
             self._stop.wait(self.poll_seconds)
