@@ -57,6 +57,29 @@ def test_a_request_larger_than_a_batch_is_split_and_reassembled():
     assert sizes == [4, 4, 2]
 
 
+
+@pytest.mark.parametrize(
+    "ms_per_image, expected",
+    [
+        ({1: 4.0, 2: 2.0, 4: 1.0, 8: 0.5}, 8),  # an accelerator: each bigger batch is cheaper per image
+        ({1: 1.0, 2: 0.9, 4: 1.5, 8: 3.0}, 2),  # a small CPU: big batches are slower per image
+        ({1: 1.0, 2: 1.02, 4: 1.04, 8: 2.0}, 4),  # within 10% of the fastest, the larger batch
+    ],
+)
+def test_best_batch_size_avoids_batches_slower_per_image(ms_per_image, expected):
+    from corolla.serve.runtime import best_batch_size
+
+    calls = []
+
+    def model(pixels):  # sleeps its known cost per image
+        calls.append(len(pixels))
+        time.sleep(ms_per_image[len(pixels)] * len(pixels) / 1000 * 20)
+        return pixels[:, 0, 0, :]
+
+    size, measured = best_batch_size(model, (1, 1, 1), max_batch_size=8)
+    assert size == expected and sorted(measured) == [1, 2, 4, 8] == sorted(set(calls))
+    assert measured[8] == pytest.approx(ms_per_image[8] * 20, rel=0.3)
+
 def test_full_queue_answers_at_once_and_frees_its_room():
     async def main():
         batcher = Batcher(lambda p: p, max_batch_size=2, max_queue=4)

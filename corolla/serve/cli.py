@@ -17,7 +17,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; use 0.0.0.0 only to expose the server on your network."),
     port: int = typer.Option(8501, help="Port (TF Serving's REST port by default)."),
     model_name: Optional[str] = typer.Option(None, help="Name in the URLs /v1/models/NAME and /v2/models/NAME \\[default: the run folder's name]."),
-    max_batch_size: int = typer.Option(32, help="Most images run through the model at once (1 turns batching off)."),
+    max_batch_size: int = typer.Option(32, help="Most images run through the model at once (1 turns batching off); less where bigger batches measure slower per image."),
     batch_timeout_ms: float = typer.Option(2.0, help="Longest wait for more requests to fill a batch."),
     workers: int = typer.Option(1, help="Server processes; each loads the model and batches its own requests."),
     runtime: str = typer.Option("auto", help="auto (the faster of the two, measured at start-up), tf (SavedModel) or onnx (model.onnx)."),

@@ -23,7 +23,7 @@ import numpy as np
 
 from corolla.serve.batching import Batcher
 from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
-from corolla.serve.runtime import Decoder, load_runtime, read_info
+from corolla.serve.runtime import Decoder, best_batch_size, load_runtime, read_info
 from corolla.serve.versions import version_of
 
 _DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
@@ -50,14 +50,16 @@ class Servable:
         self.runtime, self.runtime_speeds = load_runtime(self.path, runtime, batch_size=max_batch_size)
         self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
         self._label_array = np.array(self.labels, dtype=object)
+        # Also the runtime's warm-up: each power-of-two batch size is run before the first client.
+        self.batch_size, self.ms_per_image = best_batch_size(self.runtime, self.pixel_shape, max_batch_size=max_batch_size)
         self.batcher = Batcher(
             self.runtime,
-            max_batch_size=max_batch_size,
+            max_batch_size=self.batch_size,
             batch_timeout_ms=batch_timeout_ms,
             max_queue=max_queue,
             on_batch=metrics.observe_batch if metrics else None,
         )
-        self._warm_up(max_batch_size)
+        self._warm_up()
 
     @property
     def runtime_name(self) -> str:
@@ -67,15 +69,13 @@ class Servable:
     def pixel_shape(self) -> tuple[int, int, int]:
         return (self.image_size, self.image_size, self.channels)
 
-    def _warm_up(self, max_batch_size: int) -> None:
-        """First calls trace functions and allocate; do them before the first client waits for them."""
+    def _warm_up(self) -> None:
+        """The decoder's first calls trace and allocate; make them before the first client waits for them."""
         from PIL import Image
 
         buffer = io.BytesIO()
         Image.new("RGB", (self.image_size * 3, self.image_size * 3), (120, 60, 30)).save(buffer, format="PNG")
-        pixels = self.decoder(buffer.getvalue())  # also the antialiased (large image) branch
-        for size in sorted({1, max_batch_size}):
-            self.runtime(np.repeat(pixels[None], size, axis=0))
+        self.decoder(buffer.getvalue())  # also the antialiased (large image) branch
 
     async def predict_images(self, images: list[bytes], *, deadline: float, where=lambda index: f"image {index}") -> np.ndarray:
         """Probabilities [n, classes] for encoded images; ApiError 4xx names the first bad one."""
