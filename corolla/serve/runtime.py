@@ -9,8 +9,7 @@ the decode/resize training used (`Decoder`), then batches pixels through a runti
 Example:
     model = ExportedModel.load("runs/fm/export")      # newest version, e.g. runs/fm/export/2
     outputs = model.predict([open("shoe.png", "rb").read()])
-    runtime, timings = load_runtime(model.path, "auto")   # the faster of tf and onnx on this machine
-    size, ms_per_image = best_batch_size(runtime, (28, 28, 1), max_batch_size=32)
+    runtime, batch_size, timings = load_runtime(model.path, "auto")   # the faster of tf and onnx here, and its batch size
 """
 
 from __future__ import annotations
@@ -157,23 +156,29 @@ class OnnxRuntime(OnnxRunner):
         super().__init__(path, spin=False)
 
 
-def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, batch_size: int = 32, seconds: float = 0.4):
-    """(runtime, {name: images/s}): `auto` times both on random pixels and keeps the faster one."""
+def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_size: int = 32):
+    """(runtime, batch size, {runtime name: {batch size: ms per image}}), timed by `best_batch_size`.
+
+    `auto` times both runtimes and keeps the one with the lower time per image at its own best
+    batch size (the SavedModel alone when they disagree: an old or hand-made model.onnx).
+    """
     if runtime not in RUNTIMES:
         raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
     info = read_info(version_dir)
-    if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
-        return TensorFlowRuntime(version_dir), {}
-    if runtime == "onnx":
-        return OnnxRuntime(version_dir), {}
-    candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
     shape = (info["image_size"], info["image_size"], info["channels"])
-    pixels = np.random.default_rng(0).uniform(0, 255, (batch_size, *shape)).astype(np.float32)
-    answers = [candidate(pixels) for candidate in candidates]  # also the warm-up
-    if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
-        return candidates[0], {}  # they disagree (an old or hand-made model.onnx): trust the SavedModel
-    speeds = {candidate.name: _speed(candidate, pixels, seconds) for candidate in candidates}
-    return max(candidates, key=lambda candidate: speeds[candidate.name]), speeds
+    if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
+        candidates = [TensorFlowRuntime(version_dir)]
+    elif runtime == "onnx":
+        candidates = [OnnxRuntime(version_dir)]
+    else:
+        candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
+        pixels = np.random.default_rng(0).uniform(0, 255, (max_batch_size, *shape)).astype(np.float32)
+        answers = [candidate(pixels) for candidate in candidates]
+        if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
+            candidates = candidates[:1]
+    timed = {candidate.name: best_batch_size(candidate, shape, max_batch_size=max_batch_size) for candidate in candidates}
+    chosen = min(candidates, key=lambda candidate: timed[candidate.name][1][timed[candidate.name][0]])
+    return chosen, timed[chosen.name][0], {name: ms_per_image for name, (_, ms_per_image) in timed.items()}
 
 
 def _onnx_available(version_dir: pathlib.Path) -> bool:
@@ -182,16 +187,6 @@ def _onnx_available(version_dir: pathlib.Path) -> bool:
     except ImportError:
         return False
     return (version_dir / "model.onnx").is_file()
-
-
-def _speed(runtime, pixels: np.ndarray, seconds: float) -> float:
-    """Images per second over single images and full batches (both matter to a server)."""
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        runtime(pixels[:1])
-        runtime(pixels)
-        count += 1 + len(pixels)
-    return count / (time.perf_counter() - started)
 
 
 def best_batch_size(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2) -> tuple[int, dict[int, float]]:

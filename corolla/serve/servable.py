@@ -23,7 +23,7 @@ import numpy as np
 
 from corolla.serve.batching import Batcher
 from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
-from corolla.serve.runtime import Decoder, best_batch_size, load_runtime, read_info
+from corolla.serve.runtime import Decoder, load_runtime, read_info
 from corolla.serve.versions import version_of
 
 _DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
@@ -47,11 +47,10 @@ class Servable:
         self.labels: list[str] = info["labels"]
         self.image_size, self.channels = info["image_size"], info["channels"]
         self.max_pixels = max_pixels
-        self.runtime, self.runtime_speeds = load_runtime(self.path, runtime, batch_size=max_batch_size)
+        # Its timing is also the runtime's warm-up: each power-of-two batch size runs before the first client.
+        self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size)
         self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
         self._label_array = np.array(self.labels, dtype=object)
-        # Also the runtime's warm-up: each power-of-two batch size is run before the first client.
-        self.batch_size, self.ms_per_image = best_batch_size(self.runtime, self.pixel_shape, max_batch_size=max_batch_size)
         self.batcher = Batcher(
             self.runtime,
             max_batch_size=self.batch_size,

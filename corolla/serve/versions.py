@@ -149,12 +149,12 @@ class ModelManager:
             self.loading = None
         previous, self.current = self.current, servable
         self._count("loaded")
-        speeds = ", ".join(f"{name} {speed:,.0f} img/s" for name, speed in servable.runtime_speeds.items())
-        per_image = ", ".join(f"{size}: {ms:.3g}" for size, ms in servable.ms_per_image.items())
+        timings = "; ".join(
+            f"{name} " + ", ".join(f"{size}: {ms:.3g}" for size, ms in per_size.items()) for name, per_size in servable.ms_per_image.items()
+        )
         logger.info(
-            "Serving '%s' version %s from %s with the %s runtime%s in batches of up to %d (ms per image by batch size: %s; %.1f s to load and warm up)",
-            self.model_name, version, version_dir, servable.runtime_name, f" ({speeds})" if speeds else "", servable.batch_size, per_image,
-            time.perf_counter() - started,
+            "Serving '%s' version %s from %s with the %s runtime in batches of up to %d (ms per image by batch size: %s; %.1f s to load and warm up)",
+            self.model_name, version, version_dir, servable.runtime_name, servable.batch_size, timings, time.perf_counter() - started,
         )  # fmt: skip
         if previous is not None:
             self._loop.call_soon_threadsafe(previous.close)  # finishes what it admitted, then stops
