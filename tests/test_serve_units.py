@@ -66,19 +66,26 @@ def test_a_request_larger_than_a_batch_is_split_and_reassembled():
         ({1: 1.0, 2: 1.02, 4: 1.04, 8: 2.0}, 4),  # within 10% of the fastest, the larger batch
     ],
 )
-def test_best_batch_size_avoids_batches_slower_per_image(ms_per_image, expected):
-    from corolla.serve.runtime import best_batch_size
+def test_batch_size_chosen_avoids_batches_slower_per_image(ms_per_image, expected):
+    from corolla.serve.runtime import choose_batch_size
+
+    assert choose_batch_size(ms_per_image) == expected
+
+
+def test_batch_sizes_are_timed_at_each_power_of_two():
+    from corolla.serve.runtime import time_batch_sizes
 
     calls = []
 
-    def model(pixels):  # sleeps its known cost per image
+    def model(pixels):  # 10 ms per image
         calls.append(len(pixels))
-        time.sleep(ms_per_image[len(pixels)] * len(pixels) / 1000 * 20)
+        time.sleep(0.01 * len(pixels))
         return pixels[:, 0, 0, :]
 
-    size, measured = best_batch_size(model, (1, 1, 1), max_batch_size=8)
-    assert size == expected and sorted(measured) == [1, 2, 4, 8] == sorted(set(calls))
-    assert measured[8] == pytest.approx(ms_per_image[8] * 20, rel=0.3)
+    measured = time_batch_sizes(model, (1, 1, 1), max_batch_size=6)
+    assert sorted(measured) == [1, 2, 4, 6] == sorted(set(calls))  # the bound itself too
+    assert all(calls.count(size) == 3 for size in measured)  # a warm-up call, then two timed
+    assert all(10 <= ms < 20 for ms in measured.values()), measured
 
 def test_full_queue_answers_at_once_and_frees_its_room():
     async def main():

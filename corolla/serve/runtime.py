@@ -157,7 +157,7 @@ class OnnxRuntime(OnnxRunner):
 
 
 def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_size: int = 32):
-    """(runtime, batch size, {runtime name: {batch size: ms per image}}), timed by `best_batch_size`.
+    """(runtime, batch size, {runtime name: {batch size: ms per image}}), timed by `time_batch_sizes`.
 
     `auto` times both runtimes and keeps the one with the lower time per image at its own best
     batch size (the SavedModel alone when they disagree: an old or hand-made model.onnx).
@@ -172,13 +172,13 @@ def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_
         candidates = [OnnxRuntime(version_dir)]
     else:
         candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
-        pixels = np.random.default_rng(0).uniform(0, 255, (max_batch_size, *shape)).astype(np.float32)
-        answers = [candidate(pixels) for candidate in candidates]
+        answers = [candidate(random_pixels(max_batch_size, shape)) for candidate in candidates]
         if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
             candidates = candidates[:1]
-    timed = {candidate.name: best_batch_size(candidate, shape, max_batch_size=max_batch_size) for candidate in candidates}
-    chosen = min(candidates, key=lambda candidate: timed[candidate.name][1][timed[candidate.name][0]])
-    return chosen, timed[chosen.name][0], {name: ms_per_image for name, (_, ms_per_image) in timed.items()}
+    timings = {candidate.name: time_batch_sizes(candidate, shape, max_batch_size=max_batch_size) for candidate in candidates}
+    sizes = {name: choose_batch_size(ms_per_image) for name, ms_per_image in timings.items()}
+    chosen = min(candidates, key=lambda candidate: timings[candidate.name][sizes[candidate.name]])
+    return chosen, sizes[chosen.name], timings
 
 
 def _onnx_available(version_dir: pathlib.Path) -> bool:
@@ -189,24 +189,40 @@ def _onnx_available(version_dir: pathlib.Path) -> bool:
     return (version_dir / "model.onnx").is_file()
 
 
-def best_batch_size(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2) -> tuple[int, dict[int, float]]:
-    """(the batch size to run, {size: ms per image}) over powers of two up to `max_batch_size`.
+def random_pixels(count: int, shape: tuple) -> np.ndarray:
+    """float32 [count, *shape] in 0..255, the same every call (for timing and agreement checks)."""
+    return np.random.default_rng(0).uniform(0, 255, (count, *shape)).astype(np.float32)
 
-    The size chosen is the largest within 10% of the lowest time per image. On an accelerator
-    that is `max_batch_size`; on a small CPU a big batch can be slower per image than a small
-    one (ONNX Runtime, SqueezeNet at 224 px, 2 cores: 7.7 ms at 1, 12.1 ms at 16), and there the
-    batcher should not build it. Each size is called once to warm up, then timed `calls` times.
+
+def time_batch_sizes(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2) -> dict[int, float]:
+    """{batch size: ms per image} over powers of two up to `max_batch_size` (and it).
+
+    Each size is called once to warm up (a new shape may allocate or pick kernels), then timed
+    `calls` times; the fastest call counts.
     """
     sizes = sorted({min(2**k, max_batch_size) for k in range(max_batch_size.bit_length() + 1)})
-    pixels = np.random.default_rng(0).uniform(0, 255, (max_batch_size, *pixel_shape)).astype(np.float32)
+    pixels = random_pixels(max_batch_size, pixel_shape)
     ms_per_image = {}
     for size in sizes:
-        runtime(pixels[:size])  # a new shape may allocate or pick kernels on its first call
+        runtime(pixels[:size])
         timings = []
         for _ in range(calls):
             started = time.perf_counter()
             runtime(pixels[:size])
             timings.append(time.perf_counter() - started)
         ms_per_image[size] = min(timings) * 1000 / size
+    return ms_per_image
+
+
+def choose_batch_size(ms_per_image: dict[int, float]) -> int:
+    """The largest batch size within 10% of the lowest time per image.
+
+    On an accelerator that is the largest measured; on a small CPU a big batch can be slower per
+    image than a small one (ONNX Runtime, SqueezeNet at 224 px, 2 cores: 7.7 ms at 1, 12.1 ms at
+    16), and there the batcher should not build it.
+
+    Example:
+        choose_batch_size({1: 1.0, 2: 0.9, 4: 1.5})   # 2
+    """
     fastest = min(ms_per_image.values())
-    return max(size for size, ms in ms_per_image.items() if ms <= fastest * 1.1), ms_per_image
+    return max(size for size, ms in ms_per_image.items() if ms <= fastest * 1.1)

@@ -111,7 +111,6 @@ def worker_dir(run_dir: str | os.PathLike) -> pathlib.Path:
     return run_dir if is_chief else run_dir / "workers" / f"{task_type}-{index}"
 
 
-
 def last_checkpoint(run_dir: str | os.PathLike) -> pathlib.Path:
     """The last.keras this task continues from: its own, else (a worker joining a run) the chief's.
 
@@ -120,6 +119,7 @@ def last_checkpoint(run_dir: str | os.PathLike) -> pathlib.Path:
     """
     own = worker_dir(run_dir) / "checkpoints" / "last.keras"
     return own if own.exists() else pathlib.Path(run_dir) / "checkpoints" / "last.keras"
+
 
 def scaled_hyperparameters(batch_size: int, learning_rate: float, replicas: int) -> tuple[int, float]:
     """(global batch, learning rate) for `replicas` replicas, each taking `batch_size` images a step.
