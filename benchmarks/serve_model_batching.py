@@ -1,6 +1,6 @@
 """What dynamic batching can save: the model alone, ms per image at batch 1 vs batch 16.
 
-The served runtimes (`corolla.serve.runtime`: the SavedModel's `pixels` signature through
+The served runtimes (`corolla.runtime.runners`: the SavedModel's `pixels` signature through
 TensorFlow, model.onnx through ONNX Runtime as the server configures it) on the same two exports
 `serve_load.py` serves. This bounds the end-to-end gain: a request's HTTP, JSON and decoding
 work does not batch.
@@ -35,7 +35,8 @@ def main() -> None:
 
     import numpy as np
 
-    from corolla.serve.runtime import OnnxRuntime, TensorFlowRuntime, find_version, read_info
+    from corolla.runtime.exported import find_version, read_info
+    from corolla.runtime.runners import OnnxRuntime, TensorFlowRuntime
 
     rows = []
     for model, export_base in {"demo convnet 28×28×1": demo_model(), "squeezenet 224×224×3": photo_model()}.items():

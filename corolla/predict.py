@@ -137,7 +137,7 @@ def _predictor(model, url, model_name, timeout):
 
 
 def _local(path: pathlib.Path):
-    from corolla.serve.runtime import ExportedModel, find_version
+    from corolla.runtime.exported import ExportedModel, find_version
 
     if (path / CONFIG).is_file():
         try:

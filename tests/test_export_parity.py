@@ -20,7 +20,7 @@ from corolla.errors import CorollaError
 from corolla.export import check_parity, export
 from corolla.export.parity import sample_split
 from corolla.run import Run
-from corolla.serve.runtime import ExportedModel, find_version
+from corolla.runtime.exported import ExportedModel, find_version
 from tests.conftest import COLOURS, encode, noisy_colour
 
 
@@ -148,7 +148,8 @@ def test_imagenet_scaled_model_exports_to_onnx_with_one_input(tmp_path):
     import numpy as np
     import tensorflow as tf
 
-    from corolla.export.onnx import OnnxRunner, write_onnx
+    from corolla.export.onnx import write_onnx
+    from corolla.runtime.runners import OnnxRunner
     from corolla.models import build_model
 
     model = build_model("resnet18", input_shape=(32, 32, 3), num_classes=3)

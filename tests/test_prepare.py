@@ -2,6 +2,7 @@
 
 import collections
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -206,3 +207,32 @@ def test_images_smaller_than_the_model_size_are_counted_and_resized_on_load(tmp_
     assert Manifest.load(tmp_path / "data").off_size_images == 1
     images = np.concatenate([batch.numpy() for batch, _ in load(tmp_path / "data", "train", batch_size=3)])
     assert images.shape == (4, 32, 32, 3) and np.abs(images - 120).max() <= 2
+
+
+def test_a_local_prepare_prints_only_corollas_own_lines_on_stderr(image_folder, tmp_path):
+    import os
+    import re
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    result = subprocess.run(
+        [sys.executable, "-m", "corolla.cli", "prepare", str(image_folder), "--out", str(tmp_path / "data"), "--image-size", "32"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    foreign = [line for line in lines if not re.fullmatch(r"\S? ?Preparing [\d,]+ images from .* \(Apache Beam\).*", line)]
+    assert lines and not foreign, f"lines on stderr that are not corolla's: {foreign}"
+
+
+def test_beams_other_warnings_still_reach_the_log_while_its_gcp_probe_is_dropped(caplog):
+    import logging
+
+    from corolla.data.beam_steps import _without_gcp_probe_warning
+
+    with _without_gcp_probe_warning():
+        logging.warning("apitools not found, and bigquery client libraries are not available")
+        logging.warning("a real warning from Beam")
+        logging.getLogger("apache_beam.runners").error("a real error from Beam")
+    assert [record.getMessage() for record in caplog.records] == ["a real warning from Beam", "a real error from Beam"]
+    assert not logging.getLogger().filters

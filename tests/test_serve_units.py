@@ -11,7 +11,7 @@ import pytest
 from corolla.serve.batching import Batcher, DeadlineExceeded, Overloaded
 from corolla.serve.limits import ApiError, Limits, check_image, decode_base64, parse_json
 from corolla.serve.metrics import Metrics
-from corolla.serve.versions import complete_versions, is_complete
+from corolla.runtime.versions import complete_versions, is_complete
 from tests.conftest import encode, noisy_colour
 
 
@@ -67,13 +67,13 @@ def test_a_request_larger_than_a_batch_is_split_and_reassembled():
     ],
 )
 def test_batch_size_chosen_avoids_batches_slower_per_image(ms_per_image, expected):
-    from corolla.serve.runtime import choose_batch_size
+    from corolla.runtime.runners import choose_batch_size
 
     assert choose_batch_size(ms_per_image) == expected
 
 
 def test_batch_sizes_are_timed_at_each_power_of_two():
-    from corolla.serve.runtime import time_batch_sizes
+    from corolla.runtime.runners import time_batch_sizes
 
     calls = []
 

@@ -9,17 +9,52 @@ driver (`corolla.data.prepare`) renames them to their final names.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import uuid
 
-import apache_beam as beam
 import tensorflow as tf
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
+
+GCP_PROBE = "apitools not found"  # Beam's own message when its optional GCP clients are absent
+
+
+class _NotTheGcpProbe(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(GCP_PROBE)
+
+
+@contextlib.contextmanager
+def _without_gcp_probe_warning():
+    """Drop the one warning Beam logs at import when its GCP clients are missing (no GCP is involved here).
+
+    Beam logs it with `logging.warning`, straight to the root logger, which also installs a root
+    handler on the way (`basicConfig`). A filter on the root logger drops that record and nothing
+    else; where no handler exists yet, a temporary one of basicConfig's own format stands in for
+    the import, so any other warning still prints as it would have and no handler is left behind.
+    """
+    root, probe = logging.getLogger(), _NotTheGcpProbe()
+    standin = None if root.handlers else logging.StreamHandler()
+    if standin is not None:
+        standin.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+        root.addHandler(standin)
+    root.addFilter(probe)
+    try:
+        yield
+    finally:
+        root.removeFilter(probe)
+        if standin is not None:
+            root.removeHandler(standin)
+
+
+with _without_gcp_probe_warning():
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
 
 from corolla.data import storage
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, prepare_image

@@ -17,8 +17,8 @@ import json
 import pathlib
 
 from corolla.data.storage import sha256_file
+from corolla.runtime.versions import MODEL_CARD
 
-MODEL_CARD = "model_card.json"
 LABELS = "labels.txt"
 SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables", "assets")
 
@@ -27,7 +27,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
     """Write labels.txt, corolla.json and model_card.json into `version_dir`; returns the card."""
     import corolla
     from corolla.export.litert import LiteRTRunner
-    from corolla.export.saved_model import INFO
+    from corolla.runtime.versions import INFO
 
     config = run.config
     size, channels = config.image_size, config.channels

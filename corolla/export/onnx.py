@@ -6,15 +6,13 @@ caller, as ONNX has no image decoder.
 
 Example:
     write_onnx(model, "model.onnx", input_spec=spec)
-    probabilities = OnnxRunner("model.onnx")(pixels)
+    probabilities = OnnxRunner("model.onnx")(pixels)     # corolla.runtime.runners
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-
-import numpy as np
 
 from corolla.errors import CorollaError
 
@@ -32,24 +30,3 @@ def write_onnx(model, path: str | os.PathLike, *, input_spec) -> None:
             f"ONNX conversion failed: {str(error).strip().splitlines()[-1]}. "
             f"Export the other formats with --format saved_model,litert."
         ) from None
-
-
-class OnnxRunner:
-    """Runs an ONNX file with ONNX Runtime: on CUDA when onnxruntime-gpu provides it, else the CPU.
-
-    `spin=False` keeps idle inference threads from spinning on cores other work needs (the server).
-    """
-
-    def __init__(self, path: str | os.PathLike, *, spin: bool = True):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-        self.input_name = self._session.get_inputs()[0].name
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self.input_name: pixels.astype(np.float32, copy=False)})[0]

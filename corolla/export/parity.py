@@ -60,14 +60,14 @@ def sample_split(data_dir: str | os.PathLike, config, split: str, *, count: int,
 def exported_runners(version_dir: str | os.PathLike) -> dict[str, tuple[object, bool]]:
     """{format name: (run(encoded, pixels) → probabilities, quantized?)} for each file in `version_dir`."""
     from corolla.export.litert import LiteRTRunner
-    from corolla.export.onnx import OnnxRunner
+    from corolla.runtime.runners import OnnxRunner
 
     version_dir = pathlib.Path(version_dir)
     runners = {}
     if (version_dir / "saved_model.pb").is_file():
         import tensorflow as tf
 
-        from corolla.serve.runtime import ExportedModel
+        from corolla.runtime.exported import ExportedModel
 
         exported = ExportedModel(version_dir)  # what `corolla predict` runs; the server runs the same decode + `pixels`
         pixels = exported.signatures["pixels"]

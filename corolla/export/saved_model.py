@@ -29,7 +29,6 @@ import time
 from corolla.errors import CorollaError
 from corolla.run import Run
 
-INFO = "corolla.json"
 FORMATS = ("saved_model", "onnx", "litert")
 
 

@@ -71,7 +71,8 @@ def create_app(
     With `load_before_serving`, start-up also waits for that first load, so the server takes no
     connection it would answer 503 (`--workers`: the others already answer while one still loads).
     """
-    from corolla.serve.runtime import RUNTIMES, find_version
+    from corolla.runtime.exported import find_version
+    from corolla.runtime.runners import RUNTIMES
 
     path = _export_base(path)
     version_dir = find_version(path)  # fail now, with a clear message, if there is nothing to serve

@@ -23,8 +23,9 @@ import numpy as np
 
 from corolla.serve.batching import Batcher
 from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
-from corolla.serve.runtime import Decoder, load_runtime, read_info
-from corolla.serve.versions import version_of
+from corolla.runtime.exported import Decoder, read_info
+from corolla.runtime.runners import load_runtime
+from corolla.runtime.versions import version_of
 
 _DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
 

@@ -19,35 +19,10 @@ import pathlib
 import threading
 import time
 
-from corolla.data.storage import sha256_file
-from corolla.export.card import MODEL_CARD
+from corolla.runtime.versions import complete_versions, is_complete, version_of
 from corolla.serve.limits import ApiError, check_model_name, parse_version, read_body
 
 logger = logging.getLogger("corolla.serve")
-
-
-def is_complete(version_dir: pathlib.Path, *, verify_hashes: bool = False) -> bool:
-    """Every file named in model_card.json is there with its size (and SHA-256, if asked)."""
-    try:
-        files = json.loads((version_dir / MODEL_CARD).read_text(encoding="utf-8"))["files"]
-        for name, entry in files.items():
-            path = version_dir / name
-            if path.stat().st_size != entry["bytes"] or (verify_hashes and sha256_file(path) != entry["sha256"]):
-                return False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return (version_dir / "saved_model.pb").is_file()
-
-
-def complete_versions(base: pathlib.Path) -> list[pathlib.Path]:
-    """Complete version folders under `base`, lowest version first."""
-    try:
-        children = [child for child in base.iterdir() if child.name.isdigit() and child.name.isascii()]
-    except OSError:
-        return []
-    return sorted((child for child in children if is_complete(child)), key=lambda child: int(child.name))
-
-
 
 
 class ModelManager:
@@ -162,11 +137,6 @@ class ModelManager:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.model_loads[outcome] += 1
-
-
-def version_of(version_dir: pathlib.Path) -> int:
-    """The version number a folder's name gives (1 for a SavedModel folder not named by a number)."""
-    return int(version_dir.name) if version_dir.name.isdigit() and version_dir.name.isascii() else 1
 
 
 def _stamp(version_dir: pathlib.Path) -> tuple:

@@ -1,0 +1,141 @@
+"""The runtimes that run an exported version's pixel model: the SavedModel's `pixels` signature
+through TensorFlow, or model.onnx through ONNX Runtime, and how the server picks one and its batch size.
+
+Both take float32 [n, size, size, channels] in 0..255 and give the same probabilities (the
+export's parity check).
+
+Example:
+    runtime, batch_size, timings = load_runtime(version_dir, "auto")   # the faster of tf and onnx here, and its batch size
+    probabilities = runtime(pixels)
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+import numpy as np
+
+from corolla.errors import CorollaError
+from corolla.runtime.exported import read_info
+
+RUNTIMES = ("auto", "tf", "onnx")
+
+
+class OnnxRunner:
+    """Runs an ONNX file with ONNX Runtime: on CUDA when onnxruntime-gpu provides it, else the CPU.
+
+    `spin=False` keeps idle inference threads from spinning on cores other work needs (the server).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, spin: bool = True):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        self.input_name = self._session.get_inputs()[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self.input_name: pixels.astype(np.float32, copy=False)})[0]
+
+
+class TensorFlowRuntime:
+    name = "tf"
+
+    def __init__(self, version_dir: pathlib.Path):
+        import tensorflow as tf
+
+        self._loaded = tf.saved_model.load(str(version_dir))
+        self._pixels = self._loaded.signatures["pixels"]
+        self._tf = tf
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self._pixels(pixels=self._tf.constant(pixels, self._tf.float32))["probabilities"].numpy()
+
+
+class OnnxRuntime(OnnxRunner):
+    name = "onnx"
+
+    def __init__(self, version_dir: pathlib.Path):
+        path = version_dir / "model.onnx"
+        if not path.is_file():
+            raise CorollaError(f"--runtime onnx needs {path}, and this version has none. Export with --format saved_model,onnx or use --runtime tf.")
+        # Idle inference threads would spin on the cores the decoding threads and the event loop need.
+        super().__init__(path, spin=False)
+
+
+def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_size: int = 32):
+    """(runtime, batch size, {runtime name: {batch size: ms per image}}), timed by `time_batch_sizes`.
+
+    `auto` times both runtimes and keeps the one with the lower time per image at its own best
+    batch size (the SavedModel alone when they disagree: an old or hand-made model.onnx).
+    """
+    if runtime not in RUNTIMES:
+        raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
+    info = read_info(version_dir)
+    shape = (info["image_size"], info["image_size"], info["channels"])
+    if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
+        candidates = [TensorFlowRuntime(version_dir)]
+    elif runtime == "onnx":
+        candidates = [OnnxRuntime(version_dir)]
+    else:
+        candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
+        answers = [candidate(random_pixels(max_batch_size, shape)) for candidate in candidates]
+        if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
+            candidates = candidates[:1]
+    timings = {candidate.name: time_batch_sizes(candidate, shape, max_batch_size=max_batch_size) for candidate in candidates}
+    sizes = {name: choose_batch_size(ms_per_image) for name, ms_per_image in timings.items()}
+    chosen = min(candidates, key=lambda candidate: timings[candidate.name][sizes[candidate.name]])
+    return chosen, sizes[chosen.name], timings
+
+
+def _onnx_available(version_dir: pathlib.Path) -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return (version_dir / "model.onnx").is_file()
+
+
+def random_pixels(count: int, shape: tuple) -> np.ndarray:
+    """float32 [count, *shape] in 0..255, the same every call (for timing and agreement checks)."""
+    return np.random.default_rng(0).uniform(0, 255, (count, *shape)).astype(np.float32)
+
+
+def time_batch_sizes(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2) -> dict[int, float]:
+    """{batch size: ms per image} over powers of two up to `max_batch_size` (and it).
+
+    Each size is called once to warm up (a new shape may allocate or pick kernels), then timed
+    `calls` times; the fastest call counts.
+    """
+    sizes = sorted({min(2**k, max_batch_size) for k in range(max_batch_size.bit_length() + 1)})
+    pixels = random_pixels(max_batch_size, pixel_shape)
+    ms_per_image = {}
+    for size in sizes:
+        runtime(pixels[:size])
+        timings = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            runtime(pixels[:size])
+            timings.append(time.perf_counter() - started)
+        ms_per_image[size] = min(timings) * 1000 / size
+    return ms_per_image
+
+
+def choose_batch_size(ms_per_image: dict[int, float]) -> int:
+    """The largest batch size within 10% of the lowest time per image.
+
+    On an accelerator that is the largest measured; on a small CPU a big batch can be slower per
+    image than a small one (ONNX Runtime, SqueezeNet at 224 px, 2 cores: 7.7 ms at 1, 12.1 ms at
+    16), and there the batcher should not build it.
+
+    Example:
+        choose_batch_size({1: 1.0, 2: 0.9, 4: 1.5})   # 2
+    """
+    fastest = min(ms_per_image.values())
+    return max(size for size, ms in ms_per_image.items() if ms <= fastest * 1.1)
