@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -35,6 +36,7 @@ from corolla.serve.batching import DeadlineExceeded, Overloaded
 from corolla.serve.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PIXELS, MODEL_NAME, ApiError, Limits
 from corolla.serve.metrics import CONTENT_TYPE, Metrics
 from corolla.serve.middleware import Observe
+from corolla.serve.startup import AnnouncingServer, ReadyLine, describe
 from corolla.serve.versions import ModelManager
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -64,12 +66,15 @@ def create_app(
     poll_seconds: float = 2.0,
     drain_timeout_s: float = 30.0,
     access_log: bool = True,
-    load_before_serving: bool = False,
+    load_before_serving: bool = True,
 ) -> FastAPI:
-    """The ASGI app serving the newest complete version under `path` (loaded in the background at start-up).
+    """The ASGI app serving the newest complete version under `path`.
 
-    With `load_before_serving`, start-up also waits for that first load, so the server takes no
-    connection it would answer 503 (`--workers`: the others already answer while one still loads).
+    With `load_before_serving` (the default), the app's start-up waits until that version is
+    loaded and warm, and ASGI servers (uvicorn) open their port only after start-up, so no client
+    ever meets a server that would answer 503 "loading" — as TF Serving and Triton behave. With
+    False, the port opens at once: /v2/health/live answers 200 while readiness and predictions
+    answer 503 until the load is done (`corolla serve --listen-while-loading`).
     """
     from corolla.runtime.exported import find_version
     from corolla.runtime.runners import RUNTIMES
@@ -107,6 +112,8 @@ def create_app(
         _drain_on_sigterm(app, loop)
         if load_before_serving:
             await loop.run_in_executor(None, manager.first_attempt.wait)
+        if app.state.announce_worker and manager.current is not None:
+            logger.info("Worker %d ready: %s", os.getpid(), describe(manager))
         yield
         manager.stop()
 
@@ -119,7 +126,7 @@ def create_app(
         redoc_url=None,
         **_no_builtin_telemetry(),
     )
-    app.state.manager, app.state.metrics, app.state.draining = manager, metrics, False
+    app.state.manager, app.state.metrics, app.state.draining, app.state.announce_worker = manager, metrics, False, False
     app.state.settings = Settings(limits=limits, request_timeout_s=request_timeout_s, drain_timeout_s=drain_timeout_s)
     app.add_middleware(Observe, metrics=metrics, access_log=access_log)
     _add_error_handlers(app)
@@ -243,29 +250,34 @@ def serve(
     port: int = 8501,
     workers: int = 1,
     log_level: str = "info",
+    listen_while_loading: bool = False,
     **options,
 ) -> None:
     """Serve the newest version under `path` (an export folder, one version of it, or a run folder) until stopped.
 
-    `options` are create_app's (model_name, runtime, max_batch_size, batch_timeout_ms, …).
+    The port opens once that version is loaded and warm, and one line says so ("Ready at URL:
+    model, version, runtime, batch size"); a version that cannot be loaded stops the command with
+    the reason. `listen_while_loading` opens the port at once instead (liveness answers during a
+    long load). `options` are create_app's (model_name, runtime, max_batch_size, batch_timeout_ms, …).
     """
-    import uvicorn
-
     _configure_logging(log_level)
     if workers < 1:
         raise CorollaError(f"workers must be ≥ 1. Received: workers={workers}")
     # TensorFlow takes almost all GPU memory by default; with --workers the first process would
     # leave the others none. Growing on demand lets them share a GPU (workers inherit this).
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    app = create_app(path, **options)  # checks everything once, in this process
-    name = app.state.manager.model_name
-    logger.info("Loading '%s' from %s; it will answer at http://%s:%d/v1/models/%s (web page: http://%s:%d/)", name, path, host, port, name, host, port)
+    app = create_app(path, load_before_serving=not listen_while_loading, **options)  # checks everything once, in this process
+    manager = app.state.manager
+    logger.info("Loading '%s' from %s", manager.model_name, path)
     common = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 60,
               "timeout_keep_alive": 75}  # longer than load balancers' idle timeouts, so they close first
     if workers == 1:
-        uvicorn.run(app, **common)
+        ready = ReadyLine(manager)
+        if not listen_while_loading:
+            manager.load_first()  # here, so a version that cannot load stops the command with its reason
+        AnnouncingServer(uvicorn.Config(app, **common), on_bound=ready.bound).run()
         return
-    os.environ[SETTINGS_ENV] = json.dumps({"path": str(path), "log_level": log_level, **options})
+    os.environ[SETTINGS_ENV] = json.dumps({"path": str(path), "log_level": log_level, "load_before_serving": not listen_while_loading, **options})
     uvicorn.run("corolla.serve.app:worker_app", factory=True, workers=workers, **common)
 
 
@@ -273,7 +285,9 @@ def worker_app() -> FastAPI:
     """One `--workers` process's app, from the settings `serve` left in the environment."""
     options = json.loads(os.environ[SETTINGS_ENV])
     _configure_logging(options.pop("log_level"))
-    return create_app(options.pop("path"), load_before_serving=True, **options)
+    app = create_app(options.pop("path"), **options)
+    app.state.announce_worker = True
+    return app
 
 
 def _configure_logging(level: str) -> None:

@@ -28,6 +28,10 @@ def serve(
     request_timeout_s: float = typer.Option(30.0, help="Deadline of a request in the queue; past it, 504."),
     poll_seconds: float = typer.Option(2.0, help="How often to look for a new version in the export folder."),
     access_log: bool = typer.Option(True, help="One JSON line per request on stderr."),
+    listen_while_loading: bool = typer.Option(
+        False, help="Open the port before the model is loaded: /v2/health/live answers at once, readiness and predictions 503 until it is warm "
+        "(for an orchestrator whose liveness probe would kill a slow start). By default the port opens only once the model is warm."
+    ),
 ):
     """Serve the newest exported version: TF Serving REST + KServe V2 APIs, a web page at /, /metrics."""
     from corolla.serve.app import serve as run_serve
@@ -36,6 +40,7 @@ def serve(
         path, host=host, port=port, workers=workers, model_name=model_name, runtime=runtime, max_batch_size=max_batch_size,
         batch_timeout_ms=batch_timeout_ms, max_body_bytes=int(max_body_mb * 2**20), max_instances=max_instances, max_pixels=max_pixels,
         max_queue=max_queue, request_timeout_s=request_timeout_s, poll_seconds=poll_seconds, access_log=access_log,
+        listen_while_loading=listen_while_loading,
     )
 
 

@@ -13,12 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import threading
 import time
 
+from corolla.errors import CorollaError
 from corolla.runtime.versions import complete_versions, is_complete, version_of
 from corolla.serve.limits import ApiError, check_model_name, parse_version, read_body
 
@@ -42,7 +42,23 @@ class ModelManager:
         self._loop = None
         self._stop = threading.Event()
         self.first_attempt = threading.Event()  # set once the first poll has loaded a version, or failed to
+        self.on_load = None  # called with each servable once it is the one served
         self._thread: threading.Thread | None = None
+
+    def load_first(self) -> None:
+        """Load and warm the newest version now, in this thread, before the server opens its port.
+
+        Raises CorollaError saying why when it cannot be served, so `corolla serve` stops with
+        that reason instead of answering 503 to every request.
+        """
+        candidate = self._newest()
+        if candidate is None:
+            raise CorollaError(f"{self.base} holds no complete exported model to serve. Run `corolla export RUN_DIR` first.")
+        self._load(candidate)
+        if self.current is None:
+            version = version_of(candidate)
+            reason = self.failed.get(version, "its files do not match the SHA-256 sums in model_card.json (still being copied?)")
+            raise CorollaError(f"Could not load version {version} from {candidate}: {reason}. Re-export the run, or serve another version.")
 
     def start(self, loop) -> None:
         """Load the newest version, then keep polling for newer ones, in a daemon thread."""
@@ -124,6 +140,8 @@ class ModelManager:
             self.loading = None
         previous, self.current = self.current, servable
         self._count("loaded")
+        if self.on_load is not None:
+            self.on_load(servable)
         timings = "; ".join(
             f"{name} " + ", ".join(f"{size}: {ms:.3g}" for size, ms in per_size.items()) for name, per_size in servable.ms_per_image.items()
         )
