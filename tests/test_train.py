@@ -182,3 +182,23 @@ def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head
         assert changed == (layer.name in trainable), layer.name
     history = json.loads((out / "history.json").read_text())
     assert history["learning_rate"][2] < history["learning_rate"][0], "the fine-tune stage runs at a lower LR"
+    # Epochs 1–2 trained the head on cached features, epoch 3 the whole network: each speed is named for what it timed.
+    from corolla.data.manifest import Manifest
+
+    manifest = Manifest.load(prepared)
+    assert history["feature_pass"]["images"] == summary["feature_pass"]["images"] == manifest.count("train") + manifest.count("eval")
+    assert history["feature_pass"]["seconds"] > 0
+    assert [value is None for value in history["head_images_per_second"]] == [False, False, True]
+    assert [value is None for value in history["images_per_second"]] == [True, True, False]
+    assert summary["head_images_per_second"] > 0 and summary["images_per_second"] > 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 4 and "feature_pass" not in rows[0]
+
+
+def test_the_summary_line_names_what_each_speed_measured():
+    from corolla.train.cli import speed
+
+    assert speed({"images_per_second": 5400.0}) == "training: 5,400 img/s"
+    cached = {"images_per_second": 0.0, "head_images_per_second": 14029.0, "feature_pass": {"images": 3670, "seconds": 61.24}}
+    assert speed(cached) == "features: 3,670 images in 61.2 s; head: 14,029 img/s"
+    assert speed({**cached, "images_per_second": 80.0}).endswith("; fine-tune: 80 img/s")

@@ -67,13 +67,21 @@ class RunCheckpoints(keras.callbacks.Callback):
     trained on cached features).
     """
 
-    def __init__(self, folder: pathlib.Path, history_dir: pathlib.Path, *, monitor: str, stage: str, progress: dict, images_per_epoch: int, end_epoch: int, save_model=None):
+    def __init__(
+        self, folder: pathlib.Path, history_dir: pathlib.Path, *, monitor: str, stage: str, progress: dict, images_per_epoch: int, end_epoch: int,
+        save_model=None, feature_pass: dict | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.folder, self.history_dir = pathlib.Path(folder), pathlib.Path(history_dir)
         self.monitor, self.stage, self.images_per_epoch, self.save_model = monitor, stage, images_per_epoch, save_model
         self.end_epoch = end_epoch
         self.epoch = progress.get("epoch", 0)
-        self.history = {name: list(values) for name, values in progress.get("history", {}).items()}
+        self.history = {name: list(values) if isinstance(values, list) else values for name, values in progress.get("history", {}).items()}
+        # A head trained on cached features: its speed is not the network's, so it is named apart,
+        # and the one pass of the backbone over the images is recorded beside it.
+        self.speed_name = "head_images_per_second" if feature_pass else "images_per_second"
+        if feature_pass:
+            self.history["feature_pass"] = feature_pass
         self.best = progress.get("best", -math.inf)
         self.best_epoch = progress.get("best_epoch", 0)
 
@@ -92,9 +100,8 @@ class RunCheckpoints(keras.callbacks.Callback):
         self.epoch += 1
         optimizer = self.model.optimizer
         train_seconds = seconds - self.eval_seconds
-        logs.update(learning_rate=float(optimizer.learning_rate), epoch_seconds=seconds, images_per_second=self.images_per_epoch / train_seconds)
-        for name, value in logs.items():
-            self.history.setdefault(name, []).append(float(value))
+        logs.update({"learning_rate": float(optimizer.learning_rate), "epoch_seconds": seconds, self.speed_name: self.images_per_epoch / train_seconds})
+        _append_row(self.history, {name: float(value) for name, value in logs.items()})
         value = logs.get(self.monitor)
         if value is not None and value > self.best:
             self.best, self.best_epoch = float(value), self.epoch
@@ -114,14 +121,24 @@ class RunCheckpoints(keras.callbacks.Callback):
         save_atomically(self.save_model or self.model, self.folder / "last.keras", self.state())
 
 
-def write_history(folder: pathlib.Path, history: dict[str, list[float]]) -> None:
-    """history.json ({metric: [per evaluation]}) and history.csv (a row per evaluation)."""
+def _append_row(history: dict, row: dict[str, float]) -> None:
+    """One evaluation's values; a metric missing from it (or new in it) is None there, so columns stay aligned."""
+    columns = {name: values for name, values in history.items() if isinstance(values, list)}
+    rows = max((len(values) for values in columns.values()), default=0)
+    for name in row.keys() - columns.keys():
+        history[name] = columns[name] = [None] * rows
+    for name, values in columns.items():
+        values.append(row.get(name))
+
+
+def write_history(folder: pathlib.Path, history: dict) -> None:
+    """history.json ({metric: [per evaluation]}, plus `feature_pass` when features were cached) and history.csv."""
     write_text(pathlib.Path(folder) / "history.json", json.dumps(history, indent=2) + "\n")
-    names = list(history)
-    rows = len(next(iter(history.values()), []))
+    names = [name for name, values in history.items() if isinstance(values, list)]
+    rows = max((len(history[name]) for name in names), default=0)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["epoch", *names])
     for row in range(rows):
-        writer.writerow([row + 1, *(f"{history[name][row]:.6g}" if row < len(history[name]) else "" for name in names)])
+        writer.writerow([row + 1, *(f"{history[name][row]:.6g}" if row < len(history[name]) and history[name][row] is not None else "" for name in names)])
     write_text(pathlib.Path(folder) / "history.csv", buffer.getvalue())

@@ -78,9 +78,26 @@ def train(
         return
     console.print(
         f"[green]✓[/] best epoch {summary['best_epoch']} of {summary['epochs']}: {summary['monitor']} {summary['best_accuracy']:.2%}; "
-        f"{summary['seconds']:.0f} s, {summary['images_per_second']:,.0f} img/s"
+        f"{summary['seconds']:.0f} s in all; {speed(summary)}"
     )
     console.print(f"Next: corolla evaluate {summary['run_dir']}")
+
+
+def speed(summary: dict) -> str:
+    """What was timed, named as such: the network's training speed, or the feature pass and the head's.
+
+    Example:
+        speed({"images_per_second": 0.0, "head_images_per_second": 14029.0, "feature_pass": {"images": 3670, "seconds": 61.2}})
+        # 'features: 3,670 images in 61.2 s; head: 14,029 img/s'
+    """
+    parts = []
+    if summary.get("feature_pass"):
+        parts.append(f"features: {summary['feature_pass']['images']:,} images in {summary['feature_pass']['seconds']:.1f} s")
+    if summary.get("head_images_per_second"):
+        parts.append(f"head: {summary['head_images_per_second']:,.0f} img/s")
+    if summary.get("images_per_second"):
+        parts.append(f"{'fine-tune' if parts else 'training'}: {summary['images_per_second']:,.0f} img/s")
+    return "; ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

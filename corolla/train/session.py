@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import time
 
 from corolla.config import TrainConfig
 from corolla.errors import CorollaError
@@ -166,16 +167,24 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
         optimizer = network.optimizer if resuming else _optimizer(settings, learning_rate, steps * (end_epoch - stage_start))
         _compile(network, optimizer, settings)
 
-    fitted, train_data, eval_data = network, data.train, data.eval
+    fitted, train_data, eval_data, feature_pass = network, data.train, data.eval, None
     cached = stage == "train" and _use_cached_features(settings, network)
     if cached:
         extractor, head = split_at_features(network)
         if verbose:
             print("Frozen backbone, no augmentation: computing its features once, then training the head on them.")
+        started = time.perf_counter()
         train_features = compute_features(extractor, data.plain_train())
         train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
+        images = len(train_features[1])
         if data.eval is not None:
-            eval_data = feature_dataset(*compute_features(extractor, data.eval), batch_size=data.global_batch, shuffle=False, seed=settings.seed)
+            eval_features = compute_features(extractor, data.eval)
+            eval_data = feature_dataset(*eval_features, batch_size=data.global_batch, shuffle=False, seed=settings.seed)
+            images += len(eval_features[1])
+        seconds = time.perf_counter() - started
+        feature_pass = {"images": images, "seconds": seconds, "images_per_second": images / seconds}
+        if verbose:
+            print(f"Features: {images:,} images in {seconds:.1f} s ({images / seconds:,.0f} img/s through the backbone).")
         if settings.train_steps:
             train_data = train_data.repeat()
         _compile(head, optimizer, settings)
@@ -184,7 +193,7 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
     checkpointer = RunCheckpoints(
         checkpoints, write_dir, monitor=data.monitor, stage=stage, progress=progress,
         images_per_epoch=steps * data.global_batch if settings.train_steps else settings.train_images,
-        end_epoch=end_epoch, save_model=network if cached else None,
+        end_epoch=end_epoch, save_model=network if cached else None, feature_pass=feature_pass,
     )  # fmt: skip
     callbacks = [checkpointer, keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs" / stage), write_graph=False)]
     if settings.early_stopping:

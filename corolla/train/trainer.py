@@ -3,7 +3,8 @@
     RUN_DIR/config.yaml               the resolved config (`--config` it to reproduce the run)
     RUN_DIR/checkpoints/best.keras    best evaluation so far
     RUN_DIR/checkpoints/last.keras    last evaluation, with optimizer state and progress (resume)
-    RUN_DIR/history.json, .csv        per-evaluation metrics, LR, seconds, img/s
+    RUN_DIR/history.json, .csv        per-evaluation metrics, LR, seconds, img/s (head_images_per_second and
+                                      feature_pass when a frozen backbone's features were cached)
     RUN_DIR/logs/                     TensorBoard
 
 Reusing a RUN_DIR with the same settings continues it from `last.keras` (as the seeds do), after
@@ -159,5 +160,15 @@ def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) 
         "best_accuracy": progress.get("best", math.nan),
         "epochs": progress.get("epoch", 0),
         "seconds": seconds,
-        "images_per_second": float(statistics.median(history["images_per_second"])) if history.get("images_per_second") else 0.0,
+        # The network's training speed; with cached features it is the head's alone, named apart, and
+        # the backbone's one pass over the images is `feature_pass` ({"images", "seconds", "images_per_second"}).
+        "images_per_second": _median(history.get("images_per_second")),
+        "head_images_per_second": _median(history.get("head_images_per_second")),
+        "feature_pass": history.get("feature_pass"),
     }
+
+
+def _median(values) -> float:
+    """Median of the evaluations that measured it (None where an epoch did not), 0.0 if none did."""
+    measured = [value for value in values or [] if value is not None]
+    return float(statistics.median(measured)) if measured else 0.0
