@@ -32,7 +32,13 @@ __all__ = [*_API, "CorollaError"]
 from corolla.errors import CorollaError  # noqa: E402
 
 
+# Sub-packages reachable as attributes without their own import: `corolla.data.load(...)`.
+_PACKAGES = ("data", "models", "runtime")
+
+
 def __getattr__(name):
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
+    if name in _PACKAGES:
+        return importlib.import_module(f"corolla.{name}")
     raise AttributeError(f"module 'corolla' has no attribute {name!r}")
