@@ -84,7 +84,7 @@ def data_inspect(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def prepare(
     context: typer.Context,
-    source: str = typer.Argument(..., help="A folder of class sub-folders, a CSV of `path,label` lines, or a built-in dataset name."),
+    source: str = typer.Argument(..., help="A folder of class sub-folders (images, videos or frame folders), a CSV of `path,label` (or `path,question,answer`) lines, or a built-in dataset name."),
     out: pathlib.Path = typer.Option(..., "--out", "-o", help="Folder for the shards, labels.txt and manifest.json."),
     eval_source: Optional[str] = typer.Option(None, "--eval", help="A separate eval set (folder or CSV) instead of holding out --eval-fraction."),
     image_size: Optional[int] = typer.Option(None, help="Training input size; larger images are stored at exactly this size (squashed, as the model sees them) \\[default: native size, else 224]."),
@@ -95,15 +95,22 @@ def prepare(
     seed: int = typer.Option(42, help="Seed of the train/eval split and shard order."),
     overwrite: bool = typer.Option(False, help="Replace what a previous prepare wrote in --out."),
     runner: str = typer.Option("DirectRunner", help="Apache Beam runner; other Beam options (e.g. --project=…) pass through."),
+    kind: str = typer.Option("auto", help="images, clips, or auto (clips when the source holds video files or a question column)."),
+    frames: Optional[int] = typer.Option(None, help="Clips: frames sampled uniformly over each clip's real duration \[default: 16]."),
+    fps: Optional[float] = typer.Option(None, help="Clips: sample every 1/FPS s instead of a fixed number of frames."),
+    max_seconds: Optional[float] = typer.Option(None, help="Clips: longest clip kept, in seconds (longer ones are skipped) \[default: 120]."),
 ):
-    """Validate images and write them as sharded TFRecords with a manifest (an Apache Beam pipeline)."""
+    """Validate images or clips and write them as sharded TFRecords with a manifest (an Apache Beam pipeline)."""
     from corolla.data.prepare import prepare as run_prepare
 
     manifest = run_prepare(
         source, out=out, eval_source=eval_source, image_size=image_size, eval_fraction=eval_fraction, shards=shards,
         labels_file=str(labels) if labels else None, find_duplicates=find_duplicates, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
+        kind=kind, frames=frames, fps=fps, max_seconds=max_seconds,
     )
-    table = Table("split", "images", "shards", title=f"{out}: {manifest.num_classes} classes, {manifest.image_size}px, {manifest.channels} channel(s)")
+    what = f"clips of {manifest.frames} frames, " if manifest.kind == "clips" else ""
+    task = f"{manifest.num_classes} answers, {len(manifest.vocabulary)} question words" if manifest.task == "qa" else f"{manifest.num_classes} classes"
+    table = Table("split", manifest.kind, "shards", title=f"{out}: {task}, {what}{manifest.image_size}px, {manifest.channels} channel(s)")
     for name, split in manifest.splits.items():
         table.add_row(name, f"{split.count:,}", str(len(split.shards)))
     console.print(table)

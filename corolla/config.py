@@ -23,14 +23,16 @@ from corolla.data.storage import write_text
 from corolla.errors import CorollaError
 
 CONFIG = "config.yaml"
-DERIVED = ("classes", "image_size", "channels", "train_images", "eval_images")
+DERIVED = ("classes", "image_size", "channels", "train_images", "eval_images", "kind", "frames", "task", "question_length", "vocabulary")
+AUTO_MODELS = {("images", "classify"): "convnet", ("clips", "classify"): "clip_lstm", ("clips", "qa"): "clip_qa"}
 
 
 @dataclasses.dataclass
 class TrainConfig:
     data_dir: str = ""
-    model: str = "convnet"
+    model: str = "auto"  # auto: convnet for images, clip_lstm for clips, clip_qa for clips with questions
     model_options: dict = dataclasses.field(default_factory=dict)  # builder keywords, e.g. {widths: [32, 64, 128]}
+    backbone: str = ""  # clip models: the image model that encodes each frame ("": the clip model's default)
     epochs: int = 5
     train_steps: int = 0  # > 0: train this many steps instead of `epochs` …
     steps_per_eval: int = 0  # … evaluating and checkpointing every this many (0: once per pass)
@@ -62,6 +64,11 @@ class TrainConfig:
     channels: int = 0
     train_images: int = 0
     eval_images: int = 0
+    kind: str = "images"  # or "clips": examples are `frames` frames of image_size² pixels
+    frames: int = 0
+    task: str = "classify"  # or "qa": `classes` are the answers, questions read with `vocabulary`
+    question_length: int = 0
+    vocabulary: list[str] = dataclasses.field(default_factory=list)
 
     def save(self, run_dir: str | os.PathLike) -> None:
         text = yaml.safe_dump(dataclasses.asdict(self), sort_keys=False, allow_unicode=True)

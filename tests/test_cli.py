@@ -23,7 +23,7 @@ def test_help_lists_every_stage():
 @pytest.mark.parametrize(
     "command, shown",
     [
-        (["train"], "[default: convnet]"),  # Rich reads "[...]" as markup unless escaped: the defaults vanished once
+        (["train"], "[default: auto]"),  # Rich reads "[...]" as markup unless escaped: the defaults vanished once
         (["prepare"], "[default: a new shard every ~100 MB]"),
         (["bench-serve"], "[default: small generated JPEGs]"),
     ],

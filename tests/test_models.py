@@ -32,7 +32,7 @@ def no_download(spec) -> dict:
     return {"weights": None} if spec.pretrained else {}
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(spec.name for spec in list_models())])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in sorted(spec.name for spec in list_models(kind="images"))])
 def test_every_model_builds_trains_and_round_trips(name, tmp_path):
     spec = get_model(name)
     keras.utils.set_random_seed(0)

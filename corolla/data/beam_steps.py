@@ -58,7 +58,8 @@ with _without_gcp_probe_warning():
 
 from corolla.data import storage
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, prepare_image
-from corolla.data.records import encode_example
+from corolla.data.clip_sources import read_clip_item
+from corolla.data.records import encode_clip_example, encode_example
 from corolla.data.sources import BUILTIN, Source, SourceItem, builtin_image
 
 CHUNK = 64  # images per Beam element
@@ -85,11 +86,13 @@ class _RollingWriter:
         self.work, self.split, self.target_bytes = work, split, target_bytes
         self.writer, self.closed = None, []
 
-    def write(self, serialized: bytes, label: int, content: tuple[str, str] | None, *, off_size: bool) -> None:
+    def write(self, serialized: bytes, label: int, content: tuple[str, str] | None, *, off_size: bool, clip=None) -> None:
         if self.writer is None:
             self.path = storage.join(self.work, f"{self.split}-{uuid.uuid4().hex}.tfrecord")
             self.writer, self.records, self.bytes, self.per_class = tf.io.TFRecordWriter(self.path), 0, 0, {}
-            self.hashes, self.off_size = [], 0
+            self.hashes, self.off_size, self.clip_stats = [], 0, {}
+        if clip is not None:
+            add_clip_stats(self.clip_stats, clip)
         self.writer.write(serialized)
         if content:
             self.hashes.append(content)
@@ -105,17 +108,31 @@ class _RollingWriter:
             self.writer.close()
             self.closed.append(
                 {"split": self.split, "file": self.path, "records": self.records, "per_class": self.per_class, "hashes": self.hashes,
-                 "off_size": self.off_size}
+                 "off_size": self.off_size, "clip_stats": self.clip_stats}
             )
             self.writer = None
 
 
-class _EncodeAndWrite(beam.DoFn):
-    """Read, validate, normalise, serialize and write one image; bad files go to the 'skipped' output."""
+def add_clip_stats(stats: dict, clip) -> None:
+    """Running count, sum, min and max of a clip's frames, duration and frame rate (merged by `prepare`)."""
+    for name, value in (("frames", len(clip.frames)), ("duration_s", clip.info.duration_s), ("fps", clip.info.fps)):
+        entry = stats.setdefault(name, {"count": 0, "sum": 0.0, "min": value, "max": value})
+        entry["count"] += 1
+        entry["sum"] += value
+        entry["min"], entry["max"] = min(entry["min"], value), max(entry["max"], value)
+    stats["variable_frame_rate"] = stats.get("variable_frame_rate", 0) + int(clip.info.variable_frame_rate)
 
-    def __init__(self, classes, channels, image_size, work, target_bytes, shards, find_duplicates):
+
+class _EncodeAndWrite(beam.DoFn):
+    """Read, validate, normalise, serialize and write one image or clip; bad files go to the 'skipped' output.
+
+    `clips`: None for images, else how clips are sampled ({"frames": N} or {"fps": F}, "max_seconds").
+    """
+
+    def __init__(self, classes, channels, image_size, work, target_bytes, shards, find_duplicates, clips=None):
         self.classes, self.channels, self.image_size = classes, channels, image_size
         self.work, self.target_bytes, self.shards, self.find_duplicates = str(work), target_bytes, shards, find_duplicates
+        self.clips = clips
 
     def start_bundle(self):
         self.writers: dict[tuple[str, int], _RollingWriter] = {}
@@ -126,14 +143,24 @@ class _EncodeAndWrite(beam.DoFn):
             yield from self._encode_and_write(SourceItem(**fields))
 
     def _encode_and_write(self, item: SourceItem):
+        clip = None
         try:
-            data = read_bytes(item.path)
-            prepared = prepare_image(data, channels=self.channels, image_size=self.image_size, max_pixels=DEFAULT_MAX_PIXELS)
+            if self.clips is not None:
+                data, clip = read_clip_item(item.path, image_size=self.image_size, **self.clips)
+            else:
+                data = read_bytes(item.path)
+                prepared = prepare_image(data, channels=self.channels, image_size=self.image_size, max_pixels=DEFAULT_MAX_PIXELS)
         except (InvalidImage, OSError) as error:
             yield beam.pvalue.TaggedOutput("skipped", {"source": item.key, "split": item.split, "reason": str(error)})
             return
-        content = (hashlib.sha1(data).hexdigest(), item.key) if self.find_duplicates else None
-        serialized = encode_example(prepared, label=item.label, label_text=self.classes[item.label], key=item.key)
+        # A clip asked several questions is one example per question: the question is part of its content.
+        content = (hashlib.sha1(data + item.question.encode("utf-8")).hexdigest(), item.key) if self.find_duplicates and data else None
+        label_text = self.classes[item.label]
+        if clip is not None:
+            serialized = encode_clip_example(clip, label=item.label, label_text=label_text, key=item.key, question=item.question)
+            prepared = clip
+        else:
+            serialized = encode_example(prepared, label=item.label, label_text=label_text, key=item.key)
         # --shards N: round-robin over N files per split (exactly N on the DirectRunner); else roll over by size.
         slot = self.seen.get(item.split, 0) % self.shards if self.shards else 0
         self.seen[item.split] = self.seen.get(item.split, 0) + 1
@@ -141,7 +168,7 @@ class _EncodeAndWrite(beam.DoFn):
             target = float("inf") if self.shards else self.target_bytes
             self.writers[item.split, slot] = _RollingWriter(self.work, item.split, target)
         off_size = (prepared.width, prepared.height) != (self.image_size, self.image_size)  # loading must resize these
-        self.writers[item.split, slot].write(serialized, item.label, content, off_size=off_size)
+        self.writers[item.split, slot].write(serialized, item.label, content, off_size=off_size, clip=clip)
 
     def finish_bundle(self):
         for writer in self.writers.values():
@@ -167,7 +194,7 @@ def _options(beam_args: list[str], *, image_files: bool) -> PipelineOptions:
 
 
 def run_pipeline(
-    items: list[SourceItem], source: Source, *, work, image_size, target_shard_bytes, shards, find_duplicates, beam_args
+    items: list[SourceItem], source: Source, *, work, image_size, target_shard_bytes, shards, find_duplicates, beam_args, clips=None
 ) -> None:
     """Write every valid item into temporary shards under `work`, plus shards*.jsonl and skipped*.jsonl.
 
@@ -187,7 +214,7 @@ def run_pipeline(
             | "List images" >> beam.io.ReadFromText(listing)
             | "Validate, encode, write"
             >> beam.ParDo(
-                _EncodeAndWrite(source.classes, source.channels, image_size, work, target_shard_bytes, shards, find_duplicates)
+                _EncodeAndWrite(source.classes, source.channels, image_size, work, target_shard_bytes, shards, find_duplicates, clips)
             ).with_outputs("skipped", main="shards")
         )
         encoded.shards | "Save shard list" >> beam.io.WriteToText(storage.join(work, "shards"), file_name_suffix=".jsonl")

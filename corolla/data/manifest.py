@@ -1,10 +1,14 @@
 """`manifest.json`: what `prepare` wrote, read by every later stage.
 
 Nothing downstream (class count, image count, image size, label order) is ever typed twice.
+`kind` says what one example is: an image, or a clip of `frames` sampled frames (with their
+duration and frame-rate statistics in `clips`). For question answering (`task: qa`) the classes
+are the answers, and the question vocabulary lies beside the manifest (`vocabulary.txt`).
 
 Example:
     manifest = Manifest.load("data/fm")
     manifest.num_classes, manifest.count("train"), manifest.shard_paths("eval")
+    manifest.kind, manifest.frames           # "clips", 16
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from corolla.errors import CorollaError
 
 MANIFEST = "manifest.json"
 LABELS = "labels.txt"
+VOCABULARY = "vocabulary.txt"  # question answering: the question words, one per line, in TextVectorization's order
+KINDS = ("images", "clips")
+TASKS = ("classify", "qa")
 FORMAT_VERSION = 1
 FOLDER_IMAGE_SIZE = 224  # training size for direct-from-folder data, which has no manifest to say
 
@@ -52,6 +59,18 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     # Direct-from-folder mode (no `prepare`): split → [(path, label)], read straight from the files.
     files: dict[str, list[tuple[str, int]]] | None = dataclasses.field(default=None, compare=False, repr=False)
+    kind: str = "images"  # what one example is: an image, or a clip of `frames` frames
+    frames: int = 0  # clips: frames per example the model takes (shorter clips are padded and masked)
+    clips: dict | None = None  # clips: {"frames"|"duration_s"|"fps": {"min", "mean", "max"}, "sampling": …, "variable_frame_rate": n}
+    task: str = "classify"  # or "qa": classes are the answers, questions use VOCABULARY
+    question_length: int = 0  # qa: tokens per question the model takes
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """qa: the question vocabulary (index 0 padding and 1 out-of-vocabulary are TextVectorization's own)."""
+        if self.task != "qa":
+            return []
+        return [line for line in storage.read_text(storage.join(self.directory, VOCABULARY)).split("\n") if line]
 
     @property
     def num_classes(self) -> int:
@@ -115,6 +134,8 @@ def describe(data_dir: str | os.PathLike, *, image_size: int | None = None, eval
     from corolla.data.sources import resolve_source, split_items
 
     source = resolve_source(str(path))
+    if source.kind == "clips":
+        raise CorollaError(f"{path} holds clips, which are read from prepared shards. Run `corolla prepare {path} --out DATA_DIR` first.")
     items = split_items(source.items, eval_fraction=eval_fraction, seed=seed)
     files = {split: [(item.path, item.label) for item in items if item.split == split] for split in ("train", "eval")}
     splits = {

@@ -97,6 +97,9 @@ def load(
 ) -> tf.data.Dataset:
     """Batched (images, labels) of `split`, sized per the manifest (see `describe`).
 
+    For clips (`manifest.kind == "clips"`): (frames, labels), or ((frames, question ids), answers)
+    for question answering (see `corolla.data.clip_pipeline`).
+
     Shards are read in parallel and interleaved; decoding runs on all cores; decoded images are
     cached in RAM when they fit (`cache=None` decides from the manifest); the train split is
     shuffled by default, seeded and reshuffled each epoch; `augment` is a preset of
@@ -105,6 +108,11 @@ def load(
     from corolla.data import augment as augmentation
 
     manifest = manifest or describe(data_dir)
+    if manifest.kind == "clips":
+        from corolla.data.clip_pipeline import load_clips
+
+        shuffle = (split == "train") if shuffle is None else shuffle
+        return load_clips(manifest, split, batch_size=batch_size, augment=augment, shuffle=shuffle, repeat=repeat, cache=cache, seed=seed)
     size, channels = manifest.image_size, manifest.channels
     shuffle = (split == "train") if shuffle is None else shuffle
     augmentation.check_preset(augment)

@@ -14,7 +14,8 @@ import os
 import pathlib
 
 from corolla.data import storage
-from corolla.data.manifest import MANIFEST, Manifest, Shard, Split
+from corolla.data.clip_manifest import clip_sampling, with_clip_fields
+from corolla.data.manifest import MANIFEST, VOCABULARY, Manifest, Shard, Split
 from corolla.data.sources import EVAL, TRAIN, Source, resolve_source, split_items, with_eval_source
 from corolla.errors import CorollaError
 
@@ -37,6 +38,10 @@ def prepare(
     seed: int = 42,
     overwrite: bool = False,
     beam_args: list[str] | None = None,
+    kind: str = "auto",
+    frames: int | None = None,
+    fps: float | None = None,
+    max_seconds: float | None = None,
     verbose: bool = True,
 ) -> Manifest:
     """Prepare `source` (folder, CSV or built-in dataset name) into `out`; returns the manifest.
@@ -47,6 +52,10 @@ def prepare(
     (`find_duplicates`), those across train and eval flagged as leaks. `eval_source` gives the eval set; without it `eval_fraction` of each class is held out
     (a built-in dataset keeps its official test set). `beam_args` pass straight to Beam, e.g.
     ["--runner=DataflowRunner", "--project=…", "--temp_location=gs://…"].
+
+    Clips (`kind` "clips", or "auto" finding videos): `frames` (default 16) sampled uniformly over
+    each clip's real duration, or every 1/`fps` s; clips longer than `max_seconds` (default 120)
+    are skipped. A CSV of `path,question,answer` prepares question answering.
     """
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -55,11 +64,13 @@ def prepare(
         raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
     if shards is not None and shards < 1:
         raise CorollaError(f"shards must be ≥ 1. Received: shards={shards}")
-    resolved = resolve_source(source, labels_file=labels_file)
+    resolved = resolve_source(source, labels_file=labels_file, kind=kind)
     if eval_source is not None:
-        resolved = with_eval_source(resolved, resolve_source(eval_source, labels_file=labels_file))
+        resolved = with_eval_source(resolved, resolve_source(eval_source, labels_file=labels_file, kind=resolved.kind))
+    noun = "clips" if resolved.kind == "clips" else "images"
     if not resolved.items:
-        raise CorollaError(f"No images found in {resolved.description}.")
+        raise CorollaError(f"No {noun} found in {resolved.description}.")
+    clips = clip_sampling(resolved, frames=frames, fps=fps, max_seconds=max_seconds)
     out = str(out) if storage.is_remote(out) else pathlib.Path(out)
     _check_output(out, overwrite)
     console = Console(stderr=True, quiet=not verbose)
@@ -72,12 +83,14 @@ def prepare(
     from corolla.data.beam_steps import run_pipeline  # Apache Beam loads only once the inputs checked out
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
-        progress.add_task(f"Preparing {len(items):,} images from {resolved.description} (Apache Beam)", total=None)
+        progress.add_task(f"Preparing {len(items):,} {noun} from {resolved.description} (Apache Beam)", total=None)
         run_pipeline(
-            items, resolved, work=work, image_size=image_size,
+            items, resolved, work=work, image_size=image_size, clips=clips,
             target_shard_bytes=target_shard_bytes, shards=shards, find_duplicates=find_duplicates, beam_args=beam_args,
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
+    if clips is not None:
+        manifest = with_clip_fields(manifest, work, items, resolved, clips)
     manifest.save(out)  # written last: a folder without manifest.json is an unfinished prepare
     storage.rmtree(work)
     return manifest
@@ -88,7 +101,7 @@ def _check_output(out, overwrite: bool) -> None:
         return
     if not overwrite:
         raise CorollaError(f"Output folder {out} is not empty. Pass --overwrite to replace what is there, or choose another --out.")
-    for old in [storage.join(out, MANIFEST), storage.join(out, "labels.txt"), *storage.glob(storage.join(out, "*.tfrecord"))]:
+    for old in [storage.join(out, MANIFEST), storage.join(out, "labels.txt"), storage.join(out, VOCABULARY), *storage.glob(storage.join(out, "*.tfrecord"))]:
         storage.remove(old)  # the manifest first, so an interrupted overwrite never looks complete
 
 
@@ -114,7 +127,9 @@ def _finish(work: str, out, source: Source, *, image_size, eval_fraction) -> Man
         if mine:
             splits[split] = Split(count=sum(shard.records for shard in final), per_class=per_class, shards=final)
     if TRAIN not in splits:
-        raise CorollaError(f"No usable training images in {source.description}: all {len(skipped)} were skipped.")
+        noun = "clips" if source.kind == "clips" else "images"
+        reasons = "; ".join(f"{entry['source']}: {entry['reason']}" for entry in skipped[:3])
+        raise CorollaError(f"No usable training {noun} in {source.description}: all {len(skipped)} were skipped (e.g. {reasons}).")
     eval_counts = splits[EVAL].per_class if EVAL in splits else {}
     notes = [
         f"class '{name}' has {count} usable training image(s) and none for eval"

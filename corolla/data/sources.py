@@ -29,6 +29,7 @@ class SourceItem:
     label: int
     path: str  # local path, any tf.io.gfile URL (gs://…), or builtin://<dataset>/<split>/<index>
     split: str | None = None  # fixed by the source (official test sets), else assigned by `split_items`
+    question: str = ""  # clips for question answering: the question asked (the label is its answer)
 
 
 @dataclasses.dataclass
@@ -39,13 +40,25 @@ class Source:
     channels: int = 3
     native_size: int | None = None  # all images already this size (built-in datasets)
     skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    kind: str = "images"  # or "clips" (corolla.data.clip_sources)
+    task: str = "classify"  # or "qa": clips with questions, the labels being the answers
 
 
-def resolve_source(spec: str, *, labels_file: str | None = None) -> Source:
-    """Dispatch on what `spec` is: a folder, a `.csv` file, or a built-in dataset name."""
+def resolve_source(spec: str, *, labels_file: str | None = None, kind: str = "auto") -> Source:
+    """Dispatch on what `spec` is: a folder, a `.csv` file, or a built-in dataset name.
+
+    `kind` "auto" reads clips from a folder holding video files or a CSV naming them (or with a
+    question column), images otherwise; "clips" also takes GIFs and frame folders as clips.
+    """
     from corolla.data import datasets
 
+    if kind not in ("auto", "images", "clips"):
+        raise CorollaError(f"Unknown kind of data '{kind}'. Expected one of: auto, images, clips. Received: kind={kind!r}")
     path = pathlib.Path(spec).expanduser()
+    if kind == "clips" or (kind == "auto" and _names_clips(path)):
+        from corolla.data.clip_sources import clip_source
+
+        return clip_source(spec, labels_file=labels_file)
     if path.is_dir():
         return folder_source(path, labels_file=labels_file)
     if path.is_file() and path.suffix.lower() in (".csv", ".txt"):
@@ -58,6 +71,22 @@ def resolve_source(spec: str, *, labels_file: str | None = None) -> Source:
         f"Expected a folder of class sub-folders, a CSV of `path,label` lines, or one of: {names}. "
         f"Received: source={spec!r}"
     )
+
+
+def _names_clips(path: pathlib.Path) -> bool:
+    """A folder holding videos, or a CSV whose first path is a video or whose rows have a question column."""
+    from corolla.data.clip_sources import has_videos
+    from corolla.data.video import VIDEO_SUFFIXES
+
+    if path.is_dir():
+        return has_videos(path)
+    if path.is_file() and path.suffix.lower() in (".csv", ".txt"):
+        rows = [row for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))) if any(cell.strip() for cell in row)]
+        for row in rows[:2]:  # a header, then the first line
+            cells = [cell.strip().lower() for cell in row]
+            if len(cells) == 3 or cells[0].endswith(tuple(suffix for suffix in VIDEO_SUFFIXES if suffix != ".gif")):
+                return True
+    return False
 
 
 def _hidden(name: str) -> bool:

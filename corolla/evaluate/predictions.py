@@ -3,7 +3,9 @@
 Unprepared images go through the same steps as in `corolla prepare` (validated and
 normalised by `corolla.data.images.prepare_image`, shrunk to the stored size) and then
 `corolla.data.pipeline.decode_and_resize`, so they reach the model exactly as training
-images did. The worst mistakes (highest loss) are kept as thumbnails for the report.
+images did. The worst mistakes (highest loss) are kept as thumbnails for the report — a
+filmstrip of its frames for a clip. Clips go through `corolla.data.clip_pipeline.clip_pixels`
+(and, for QA, the run's question vectorizer), as in training.
 
 Example:
     predictions = collect_predictions(Run("runs/fm"), "photos/")
@@ -25,7 +27,8 @@ import numpy as np
 from corolla.data.manifest import MANIFEST, Manifest
 from corolla.errors import CorollaError
 
-THUMBNAIL = 128  # px, longer side
+THUMBNAIL = 128  # px, longer side (a filmstrip's height)
+FILMSTRIP = 8  # frames of a clip shown for a mistake
 
 
 @dataclasses.dataclass(order=True)
@@ -49,7 +52,7 @@ class Predictions:
 
 @dataclasses.dataclass
 class LabelledImages:
-    dataset: object  # tf.data.Dataset of (encoded bytes, int32 label, key string)
+    dataset: object  # tf.data.Dataset of (encoded bytes, int32 label, key string); clips: (frames [n] (, question), …)
     count: int
     split: str  # the split used, or "all" for a folder / CSV given for evaluation
     skipped: list[dict[str, str]]
@@ -70,35 +73,67 @@ def labelled_images(data: str | os.PathLike, config, *, split: str = "eval", own
         if manifest.classes != config.classes:
             raise CorollaError(f"The classes of {data} differ from the ones the run was trained on. Expected: {config.classes}. Received: {manifest.classes}")
         count = manifest.count(split)
-        dataset = tf.data.TFRecordDataset(manifest.shard_paths(split)).map(records.parse_example)
+        clips = manifest.kind == "clips"
+        dataset = tf.data.TFRecordDataset(manifest.shard_paths(split)).map(records.parse_clip_example if clips else records.parse_example)
         if limit is not None and limit < count:
             dataset, count = dataset.shuffle(min(count, 4 * limit), seed=seed).take(limit), limit
-        dataset = dataset.map(lambda features: (features[records.IMAGE], tf.cast(features[records.LABEL], tf.int32), features[records.KEY]))
+        dataset = dataset.map(lambda features: (_inputs(features, config), tf.cast(features[records.LABEL], tf.int32), features[records.KEY]))
         return LabelledImages(dataset, count, split, [])
     return _unprepared(str(data), config, split=split if own_data else None, limit=limit, seed=seed)
 
 
+def _inputs(features: dict, config):
+    """A record's model input before decoding: the encoded image, a clip's frames, or (frames, question)."""
+    from corolla.data import records
+
+    if config.kind != "clips":
+        return features[records.IMAGE]
+    return (features[records.FRAMES], features[records.QUESTION]) if config.task == "qa" else features[records.FRAMES]
+
+
+def decoder(config):
+    """inputs (see `_inputs`) → what the model takes for one example, decoded exactly as training decodes it."""
+    from corolla.data.clip_pipeline import clip_pixels
+    from corolla.data.pipeline import decode_and_resize
+
+    size, channels = config.image_size, config.channels
+    if config.kind != "clips":
+        return lambda encoded: decode_and_resize(encoded, image_size=size, channels=channels)
+    frames = lambda encoded: clip_pixels(encoded, frames=config.frames, image_size=size, channels=channels)  # noqa: E731
+    return (lambda inputs: (frames(inputs[0]), inputs[1])) if config.task == "qa" else frames
+
+
+def batch_inputs(config):
+    """batch of decoded inputs → the model's input: QA questions go through the run's vectorizer."""
+    if config.task != "qa":
+        return lambda batch: batch
+    from corolla.data.questions import vectorizer
+
+    vectorize = vectorizer(config.vocabulary, question_length=config.question_length)
+    return lambda batch: (batch[0], vectorize(batch[1]))
+
+
 def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", batch_size: int = 256, mistakes: int = 24, verbose: bool = True) -> Predictions:
-    """Predict every image of `data` (see `labelled_images`), keeping the worst mistakes."""
+    """Predict every image or clip of `data` (see `labelled_images`), keeping the worst mistakes."""
     from rich.progress import Progress
 
-    from corolla.data.pipeline import AUTOTUNE, decode_and_resize
+    from corolla.data.pipeline import AUTOTUNE
 
     config = run.config
     images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve())
-    dataset = images.dataset.map(
-        lambda encoded, label, key: (decode_and_resize(encoded, image_size=config.image_size, channels=config.channels), label, key),
-        num_parallel_calls=AUTOTUNE,
-    )
+    decode, to_model = decoder(config), batch_inputs(config)
+    dataset = images.dataset.map(lambda inputs, label, key: (decode(inputs), label, key), num_parallel_calls=AUTOTUNE)
     model = run.load_model()
     truths, probabilities, worst = [], [], []
+    noun = "clips" if config.kind == "clips" else "images"
     with Progress(transient=True, disable=not verbose) as progress:
-        task = progress.add_task(f"Evaluating {images.count:,} images", total=images.count)
-        for pixels, labels, keys in dataset.batch(batch_size).prefetch(AUTOTUNE):
-            scores = np.asarray(model.predict_on_batch(pixels), dtype=np.float64)
+        task = progress.add_task(f"Evaluating {images.count:,} {noun}", total=images.count)
+        for inputs, labels, keys in dataset.batch(min(batch_size, 32) if config.kind == "clips" else batch_size).prefetch(AUTOTUNE):
+            scores = np.asarray(model.predict_on_batch(to_model(inputs)), dtype=np.float64)
             labels = labels.numpy()
             truths.append(labels)
             probabilities.append(scores)
+            pixels = inputs[0] if isinstance(inputs, tuple) else inputs
             _keep_worst(worst, mistakes, pixels.numpy(), labels, scores, keys.numpy())
             progress.advance(task, len(labels))
     if not truths:
@@ -124,7 +159,9 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
 
     if not pathlib.Path(spec).expanduser().exists():
         raise CorollaError(f"Cannot use {spec!r}: it does not exist. Expected prepared data, a folder of class sub-folders or a CSV. Received: data={spec!r}")
-    source = resolve_source(spec)
+    source = resolve_source(spec, kind=config.kind)
+    if config.kind == "clips" and source.task != config.task:
+        raise CorollaError(f"{spec} is a {source.task} set and the run was trained for {config.task}. Received: data={spec!r}")
     index = {name: i for i, name in enumerate(config.classes)}
     unknown = sorted(set(source.classes) - set(index))
     if unknown:
@@ -142,17 +179,33 @@ def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed
     def read():
         for item in items:
             try:
-                with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
-                    data = file.read()
-                prepared = prepare_image(data, channels=config.channels, image_size=config.image_size)  # what prepare stores
+                if config.kind == "clips":
+                    inputs = _clip_inputs(item, config)
+                else:
+                    with tf.io.gfile.GFile(item.path, "rb") as file:  # local paths and gs:// alike
+                        data = file.read()
+                    inputs = prepare_image(data, channels=config.channels, image_size=config.image_size).encoded if normalise else data  # what prepare stores
             except (InvalidImage, OSError, tf.errors.OpError) as error:
                 skipped.append({"source": item.key, "reason": str(error)})
                 continue
-            yield prepared.encoded if normalise else data, index[source.classes[item.label]], item.key
+            yield inputs, index[source.classes[item.label]], item.key
 
-    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.string))
+    example = tf.TensorSpec([None], tf.string) if config.kind == "clips" else tf.TensorSpec([], tf.string)
+    if config.task == "qa":
+        example = (example, tf.TensorSpec([], tf.string))
+    signature = (example, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.string))
     dataset = tf.data.Dataset.from_generator(read, output_signature=signature)
     return LabelledImages(dataset, len(items), split or "all", skipped)
+
+
+def _clip_inputs(item, config):
+    """A clip read and sampled as `prepare` stores it: its encoded frames (and question, for QA)."""
+    from corolla.data.clip_sources import read_clip_item
+    from corolla.data.video import DEFAULT_MAX_SECONDS
+
+    sampling = {"frames": config.frames, "fps": None, "max_seconds": DEFAULT_MAX_SECONDS}
+    _, clip = read_clip_item(item.path, image_size=config.image_size, **sampling)
+    return (clip.frames, item.question) if config.task == "qa" else clip.frames
 
 
 def _keep_worst(heap: list[Mistake], size: int, images, labels, scores, keys) -> None:
@@ -166,11 +219,16 @@ def _keep_worst(heap: list[Mistake], size: int, images, labels, scores, keys) ->
 
 
 def _thumbnail(pixels: np.ndarray) -> bytes:
+    """A PNG of an image, or a filmstrip of a clip's real frames (up to FILMSTRIP of them, evenly spread)."""
     from PIL import Image
 
+    if pixels.ndim == 4:  # a clip: its real frames side by side, padding dropped
+        frames = [frame for frame in pixels if frame.max() >= 0]
+        picked = np.linspace(0, len(frames) - 1, min(FILMSTRIP, len(frames))).round().astype(int) if frames else []
+        pixels = np.concatenate([frames[i] for i in picked], axis=1) if frames else np.zeros((8, 8, pixels.shape[-1]))
     pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    image.thumbnail((THUMBNAIL * FILMSTRIP, THUMBNAIL) if image.width > 2 * image.height else (THUMBNAIL, THUMBNAIL))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

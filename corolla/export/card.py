@@ -34,6 +34,8 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
     # Plain writes: the folder is the temporary version, and its rename is the commit.
     (version_dir / LABELS).write_text("".join(f"{label}\n" for label in config.classes), encoding="utf-8")
     info = {"version": version, "model": config.model, "labels": config.classes, "image_size": size, "channels": channels, "run_dir": str(run.dir.resolve())}
+    if config.kind == "clips":  # what a reader needs to sample, decode and (QA) vectorize a clip as training did
+        info.update(kind="clips", frames=config.frames, task=config.task, question_length=config.question_length, vocabulary=config.vocabulary)
     (version_dir / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     formats = {}

@@ -53,12 +53,17 @@ def write_litert(model, path: str | os.PathLike, *, input_spec, quantize: str = 
             "inference_output_type": tf.uint8,
         }
     try:
-        model.export(str(path), format="litert", input_signature=[input_spec], verbose=False, **options)
+        model.export(str(path), format="litert", input_signature=signature(input_spec), verbose=False, **options)
     except Exception as error:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise CorollaError(
             f"LiteRT conversion ({quantize}) failed: {str(error).strip().splitlines()[-1]}. "
             f"The model likely uses an op LiteRT has no builtin for; export without litert (--format saved_model,onnx)."
         ) from None
+
+
+def signature(input_spec) -> list:
+    """Keras' `input_signature` for one spec, or for a model taking a list of inputs (a clip QA model)."""
+    return [list(input_spec)] if isinstance(input_spec, (list, tuple)) and len(input_spec) > 1 else [input_spec[0] if isinstance(input_spec, (list, tuple)) else input_spec]
 
 
 class LiteRTRunner:
@@ -68,18 +73,25 @@ class LiteRTRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(path))
-        self._input = self._interpreter.get_input_details()[0]
+        # Pixels first, then (a clip QA model) the question ids: told apart by rank, not by the converter's order.
+        self._inputs = sorted(self._interpreter.get_input_details(), key=lambda detail: -len(detail["shape_signature"]))
+        self._input = self._inputs[0]
         self._output = self._interpreter.get_output_details()[0]
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        interpreter, source, target = self._interpreter, self._input, self._output
-        interpreter.resize_tensor_input(source["index"], pixels.shape)
+    def __call__(self, pixels: np.ndarray, *more: np.ndarray) -> np.ndarray:
+        if self._input["shape_signature"][0] == 1 and len(pixels) > 1:  # a batch-1 file (clip models): one example at a time
+            return np.concatenate([self(pixels[i : i + 1], *(array[i : i + 1] for array in more)) for i in range(len(pixels))])
+        interpreter, target = self._interpreter, self._output
+        arrays = (pixels, *more)
+        for source, array in zip(self._inputs, arrays):
+            interpreter.resize_tensor_input(source["index"], array.shape)
         interpreter.allocate_tensors()
-        if np.issubdtype(source["dtype"], np.integer):
-            scale, zero_point = source["quantization"]
-            limits = np.iinfo(source["dtype"])
-            pixels = np.clip(np.round(pixels / scale + zero_point), limits.min, limits.max)
-        interpreter.set_tensor(source["index"], pixels.astype(source["dtype"]))
+        for source, array in zip(self._inputs, arrays):
+            if np.issubdtype(source["dtype"], np.integer) and source["quantization"][0]:  # quantized pixels, not integer ids
+                scale, zero_point = source["quantization"]
+                limits = np.iinfo(source["dtype"])
+                array = np.clip(np.round(array / scale + zero_point), limits.min, limits.max)
+            interpreter.set_tensor(source["index"], array.astype(source["dtype"]))
         interpreter.invoke()
         scores = interpreter.get_tensor(target["index"])
         if np.issubdtype(target["dtype"], np.integer):

@@ -15,6 +15,7 @@ import os
 import warnings
 
 from corolla.errors import CorollaError
+from corolla.export.litert import signature
 
 
 def write_onnx(model, path: str | os.PathLike, *, input_spec) -> None:
@@ -22,7 +23,7 @@ def write_onnx(model, path: str | os.PathLike, *, input_spec) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes numpy 2 for removed aliases
-            model.export(str(path), format="onnx", input_signature=[input_spec], verbose=False)
+            model.export(str(path), format="onnx", input_signature=signature(input_spec), verbose=False)
     except ImportError as error:
         raise CorollaError(f"ONNX export needs tf2onnx and onnx ({error}). Install them: pip install tf2onnx onnx onnxruntime") from None
     except Exception as error:

@@ -31,30 +31,47 @@ BATCH = 256
 
 @dataclasses.dataclass
 class Sample:
-    encoded: list[bytes]  # the stored image files
-    pixels: np.ndarray  # float32 [n, size, size, channels] in 0..255, as training decodes them
+    encoded: list  # the stored image files; clips: each clip's encoded frames, or (frames, question) for QA
+    pixels: np.ndarray | tuple  # float32 [n, size, size, channels] in 0..255, as training decodes them; clips: [n, frames, …] (and question ids)
     labels: np.ndarray
     split: str
     data_dir: str
+    batch: int = BATCH  # examples per call; clips are ~frames× an image
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def rows(self, start: int, stop: int):
+        """(encoded, pixels) of examples start..stop; pixels stay a tuple for a two-input model."""
+        pixels = tuple(part[start:stop] for part in self.pixels) if isinstance(self.pixels, tuple) else self.pixels[start:stop]
+        return self.encoded[start:stop], pixels
 
 
 def sample_split(data_dir: str | os.PathLike, config, split: str, *, count: int, seed: int = 0) -> Sample:
-    """`count` images of `split` (all of them if it has fewer), a seeded sample across shards."""
-    from corolla.data.pipeline import decode_and_resize
-    from corolla.evaluate.predictions import labelled_images
+    """`count` images or clips of `split` (all of them if it has fewer), a seeded sample across shards."""
+    from corolla.evaluate.predictions import batch_inputs, decoder, labelled_images
 
     images = labelled_images(data_dir, config, split=split, own_data=True, limit=count, seed=seed)
-    dataset = images.dataset.map(
-        lambda encoded, label, _: (encoded, decode_and_resize(encoded, image_size=config.image_size, channels=config.channels), label)
-    )
+    decode, to_model = decoder(config), batch_inputs(config)
+    dataset = images.dataset.map(lambda inputs, label, _: (inputs, decode(inputs), label))
     encoded, pixels, labels = [], [], []
-    for batch_encoded, batch_pixels, batch_labels in dataset.batch(BATCH):
-        encoded.extend(batch_encoded.numpy().tolist())
-        pixels.append(batch_pixels.numpy())
+    for batch_encoded, batch_pixels, batch_labels in dataset.padded_batch(BATCH):  # clips' frame lists pad with ""
+        encoded.extend(_examples(batch_encoded))
+        model_input = to_model(batch_pixels)
+        pixels.append(tuple(np.asarray(part) for part in model_input) if isinstance(model_input, tuple) else np.asarray(model_input))
         labels.append(batch_labels.numpy())
     if not encoded:
-        raise CorollaError(f"The '{split}' split of {data_dir} has no images to check the export on. Received: split={split!r}")
-    return Sample(encoded, np.concatenate(pixels), np.concatenate(labels), split, str(data_dir))
+        raise CorollaError(f"The '{split}' split of {data_dir} has no examples to check the export on. Received: split={split!r}")
+    joined = tuple(np.concatenate(parts) for parts in zip(*pixels)) if isinstance(pixels[0], tuple) else np.concatenate(pixels)
+    return Sample(encoded, joined, np.concatenate(labels), split, str(data_dir), batch=BATCH if config.kind != "clips" else 16)
+
+
+def _examples(batch) -> list:
+    """A batch of encoded inputs as Python rows: bytes, a clip's non-empty frames, or (frames, question)."""
+    if isinstance(batch, tuple):
+        return [(frames, question.decode("utf-8")) for frames, question in zip(_examples(batch[0]), batch[1].numpy().tolist())]
+    rows = batch.numpy().tolist()
+    return [[frame for frame in row if frame] for row in rows] if batch.shape.rank == 2 else rows
 
 
 def exported_runners(version_dir: str | os.PathLike) -> dict[str, tuple[object, bool]]:
@@ -71,22 +88,32 @@ def exported_runners(version_dir: str | os.PathLike) -> dict[str, tuple[object, 
 
         exported = ExportedModel(version_dir)  # what `corolla predict` runs; the server runs the same decode + `pixels`
         pixels = exported.signatures["pixels"]
+
+        def run_pixels(batch):
+            if isinstance(batch, tuple):  # clip QA: frames and question ids
+                return pixels(pixels=tf.constant(batch[0]), question_ids=tf.constant(batch[1], tf.int64))["probabilities"].numpy()
+            return pixels(pixels=tf.constant(batch))["probabilities"].numpy()
+
         runners["saved_model"] = (lambda encoded, _: exported.predict(encoded)["probabilities"], False)
-        runners["saved_model:pixels"] = (lambda _, batch: pixels(pixels=tf.constant(batch))["probabilities"].numpy(), False)
+        runners["saved_model:pixels"] = (lambda _, batch: run_pixels(batch), False)
     if (version_dir / "model.onnx").is_file():
         onnx = OnnxRunner(version_dir / "model.onnx")
-        runners["onnx"] = (lambda _, batch: onnx(batch), False)
+        runners["onnx"] = (lambda _, batch: onnx(*_inputs(batch)), False)
     for path in sorted(version_dir.glob("model*.tflite")):
         litert = LiteRTRunner(path)
         name = "litert" if path.name == "model.tflite" else f"litert:{path.stem.split('_', 1)[1]}"
-        runners[name] = (lambda _, batch, litert=litert: litert(batch), path.name != "model.tflite")
+        runners[name] = (lambda _, batch, litert=litert: litert(*_inputs(batch)), path.name != "model.tflite")
     return runners
+
+
+def _inputs(batch) -> tuple:
+    return batch if isinstance(batch, tuple) else (batch,)
 
 
 def check_parity(model, version_dir: str | os.PathLike, sample: Sample) -> dict:
     """Compare every format in `version_dir` with `model` on `sample`; write parity.json; raise on a miss."""
     version_dir = pathlib.Path(version_dir)
-    reference = model.predict(sample.pixels, batch_size=BATCH, verbose=0)
+    reference = _batched(lambda _, pixels: model.predict_on_batch(list(pixels) if isinstance(pixels, tuple) else pixels), sample)
     report = {
         "split": sample.split,
         "images": len(sample.encoded),
@@ -121,6 +148,4 @@ def check_parity(model, version_dir: str | os.PathLike, sample: Sample) -> dict:
 
 
 def _batched(run, sample: Sample) -> np.ndarray:
-    return np.concatenate(
-        [np.asarray(run(sample.encoded[i : i + BATCH], sample.pixels[i : i + BATCH]), dtype=np.float32) for i in range(0, len(sample.encoded), BATCH)]
-    )
+    return np.concatenate([np.asarray(run(*sample.rows(i, i + sample.batch)), dtype=np.float32) for i in range(0, len(sample), sample.batch)])

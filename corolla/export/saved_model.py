@@ -74,7 +74,14 @@ def export(
 
     console = Console(stderr=True, quiet=not verbose)
     model = run.load_model()
-    spec = tf.TensorSpec([None, config.image_size, config.image_size, config.channels], tf.float32, name="pixels")
+    if config.kind == "clips":
+        from corolla.export.clip_signatures import pixel_specs
+
+        spec, litert_spec = pixel_specs(config), pixel_specs(config, batch=1)
+        if quantize == "int8":
+            raise CorollaError("Full int8 LiteRT takes uint8 pixels, which cannot hold the padding of short clips. Use --quantize float16 or dynamic.")
+    else:
+        spec = litert_spec = tf.TensorSpec([None, config.image_size, config.image_size, config.channels], tf.float32, name="pixels")
     base = pathlib.Path(out) if out else run.export_dir
     base.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(base)
@@ -93,14 +100,14 @@ def export(
     try:
         temporary.mkdir()
         if "saved_model" in formats:
-            step("saved_model", lambda: write_saved_model(model, temporary, classes=config.classes, image_size=config.image_size, channels=config.channels))
+            step("saved_model", lambda: write_any_saved_model(model, temporary, config=config))
         if "onnx" in formats:
             step("onnx", lambda: write_onnx(model, temporary / "model.onnx", input_spec=spec))
         if "litert" in formats:
-            step("litert", lambda: write_litert(model, temporary / litert_filename("none"), input_spec=spec))
+            step("litert", lambda: write_litert(model, temporary / litert_filename("none"), input_spec=litert_spec))
         if quantize != "none":
             calibration = sample_split(data_dir, config, "train", count=calibration_images, seed=1).pixels if quantize == "int8" else None
-            step(f"litert:{quantize}", lambda: write_litert(model, temporary / litert_filename(quantize), input_spec=spec, quantize=quantize, calibration=calibration))
+            step(f"litert:{quantize}", lambda: write_litert(model, temporary / litert_filename(quantize), input_spec=litert_spec, quantize=quantize, calibration=calibration))
         split = "eval" if config.eval_images else "train"
         parity = step("parity", lambda: check_parity(model, temporary, sample_split(data_dir, config, split, count=parity_images)))
         write_card(temporary, run=run, version=version, parity=parity, seconds=seconds)
@@ -111,6 +118,15 @@ def export(
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return base / str(version)
+
+
+def write_any_saved_model(model, path: str | os.PathLike, *, config) -> None:
+    """The SavedModel of a run's model: image signatures (below), or a clip model's (corolla.export.clip_signatures)."""
+    if config.kind == "clips":
+        from corolla.export.clip_signatures import write_clip_saved_model
+
+        return write_clip_saved_model(model, path, config=config)
+    return write_saved_model(model, path, classes=config.classes, image_size=config.image_size, channels=config.channels)
 
 
 def write_saved_model(model, path: str | os.PathLike, *, classes: list[str], image_size: int, channels: int) -> None:

@@ -19,18 +19,26 @@ console = Console()
 LIST_CLASSES = 10
 
 
+def example_input(spec, size: int, channels: int) -> tuple[tuple, dict]:
+    """(input_shape, extra builder options) to build `spec` for a listing: clip models get spec.frames frames (and a 1,000-word vocabulary for QA)."""
+    if spec.kind != "clips":
+        return (size, size, channels), {}
+    return (spec.frames, size, size, channels), ({"vocabulary_size": 1000} if "vocabulary_size" in spec.options else {})
+
+
 @models_app.command("list")
 def models_list():
     """Every model --model accepts, with its size at its default input size."""
     from corolla.models import build_model, list_models
 
-    table = Table("name", "parameters", "input", "pretrained", "description", title=f"Models (parameters for {LIST_CLASSES} classes)")
+    table = Table("name", "kind", "parameters", "input", "pretrained", "description", title=f"Models (parameters for {LIST_CLASSES} classes)")
     with console.status("Building each model to count its parameters…"):
         for spec in list_models():
             options = {"weights": None} if spec.pretrained else {}  # the count needs no download
-            shape = (spec.input_size, spec.input_size, spec.channels)
-            model = build_model(spec.name, input_shape=shape, num_classes=LIST_CLASSES, **options)
-            table.add_row(spec.name, f"{model.count_params():,}", "×".join(map(str, shape)), "ImageNet" if spec.pretrained else "–", spec.description)
+            shape, extra = example_input(spec, spec.input_size, spec.channels)
+            model = build_model(spec.name, input_shape=shape, num_classes=LIST_CLASSES, **options, **extra)
+            row = (spec.name, spec.kind, f"{model.count_params():,}", "×".join(map(str, shape)), "ImageNet" if spec.pretrained else "–", spec.description)
+            table.add_row(*row)
     console.print(table)
     console.print("Your own model: --model path/to/file.py:build, where build(input_shape, num_classes) returns a Keras model.")
 
@@ -50,7 +58,8 @@ def models_summary(
     spec = get_model(name)
     size = input_size or spec.input_size or 224
     options = {"weights": weights} if spec.pretrained or weights is not None else {}  # from-scratch models refuse weights clearly
-    model = build_model(name, input_shape=(size, size, channels or spec.channels), num_classes=num_classes, **options)
+    shape, extra = example_input(spec, size, channels or spec.channels)
+    model = build_model(name, input_shape=shape, num_classes=num_classes, **options, **extra)
     model.summary(print_fn=lambda line, **_: console.print(line, highlight=False, markup=False))
     stats = model_stats(model)
     table = Table("", "", title=f"{model.name} at {size}×{size}×{channels or spec.channels}, {num_classes} classes", show_header=False)

@@ -1,7 +1,8 @@
 """name → model builder, one lookup for every kind of model, the user's own file included.
 
 Every model takes raw 0–255 pixels of `input_shape` (H, W, C with C = 1 or 3), scales them itself
-and returns class probabilities, so training, evaluation and every export feed raw pixels.
+and returns class probabilities, so training, evaluation and every export feed raw pixels. Clip
+models (`kind="clips"`, corolla.models.clips) take frame sequences of shape (frames, H, W, C) instead.
 
 Example:
     @register_model("convnet", description="The seeds' Sequential convnet", input_size=28, channels=1)
@@ -10,6 +11,7 @@ Example:
     model = build_model("convnet", input_shape=(28, 28, 1), num_classes=10)
     model = build_model("efficientnet_lite0", input_shape=(224, 224, 3), num_classes=5, weights="imagenet")
     model = build_model("my_models.py:build", input_shape=(32, 32, 3), num_classes=10)
+    model = build_model("clip_lstm", input_shape=(16, 64, 64, 3), num_classes=4, backbone="frame_cnn")
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Callable
 
 from corolla.errors import CorollaError
 
+KINDS = ("images", "clips")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -31,6 +35,8 @@ class ModelSpec:
     channels: int = 3
     pretrained: bool = False
     min_size: int = 32  # smallest height/width it can take
+    kind: str = "images"  # what one example is: "images" (H, W, C) or "clips" (frames, H, W, C)
+    frames: int = 16  # clips: the clip length it was designed for
 
     @property
     def options(self) -> list[str]:
@@ -41,19 +47,23 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, description: str, input_size: int = 224, channels: int = 3, pretrained: bool = False, min_size: int = 32) -> Callable:
+def register_model(name: str, *, description: str, input_size: int = 224, channels: int = 3, pretrained: bool = False, min_size: int = 32,
+                   kind: str = "images", frames: int = 16) -> Callable:
     """Decorator registering `builder(input_shape, num_classes, **options)` under `name`."""
+    if kind not in KINDS:
+        raise CorollaError(f"Unknown kind of data. Expected one of: {', '.join(KINDS)}. Received: kind={kind!r}")
 
     def decorate(builder: Callable) -> Callable:
-        _REGISTRY[name] = ModelSpec(name, builder, description, input_size, channels, pretrained, min_size)
+        _REGISTRY[name] = ModelSpec(name, builder, description, input_size, channels, pretrained, min_size, kind=kind, frames=frames)
         return builder
 
     return decorate
 
 
-def list_models() -> list[ModelSpec]:
+def list_models(kind: str | None = None) -> list[ModelSpec]:
+    """Every registered model, by name; `kind="images"` or `"clips"` keeps only that kind."""
     _load_builtins()
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return [_REGISTRY[name] for name in sorted(_REGISTRY) if kind is None or _REGISTRY[name].kind == kind]
 
 
 def get_model(name: str) -> ModelSpec:
@@ -71,9 +81,10 @@ def get_model(name: str) -> ModelSpec:
     )
 
 
-def build_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int, **options):
+def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, **options):
     """A Keras model taking raw 0–255 pixels of `input_shape` and returning class probabilities.
 
+    input_shape: (height, width, channels) for image models, (frames, height, width, channels) for clip models.
     `options` go to the builder (see `get_model(name).options`), e.g. `weights="imagenet"`.
     """
     spec = get_model(name)
@@ -86,23 +97,48 @@ def build_model(name: str, *, input_shape: tuple[int, int, int], num_classes: in
             f"Model '{spec.name}' has no option {', '.join(map(repr, unknown))}. "
             f"Its options: {', '.join(spec.options) or '(none)'}. Received: {', '.join(f'{key}={options[key]!r}' for key in unknown)}"
         )
+    parameters = inspect.signature(spec.builder).parameters
+    missing = [key for key in spec.options if key not in options and parameters[key].default is inspect.Parameter.empty
+               and parameters[key].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    if missing:
+        raise CorollaError(f"Model '{spec.name}' needs the option {', '.join(f'{key}=…' for key in missing)}. Received: options={sorted(options)}")
     return spec.builder(input_shape=input_shape, num_classes=int(num_classes), **options)
 
 
-def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, int, int]:
+def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(size, numbers.Integral) for size in shape) or shape[2] not in (1, 3):
-        raise CorollaError(
-            f"input_shape must be (height, width, channels) with 1 (grayscale) or 3 (RGB) channels. Received: input_shape={input_shape!r}"
-        )
+    integral = all(isinstance(size, numbers.Integral) for size in shape)
+    if spec.kind == "clips":
+        if len(shape) == 3:
+            raise CorollaError(
+                f"Model '{spec.name}' takes clips, not single images: input_shape must be (frames, height, width, channels), "
+                f"e.g. ({spec.frames}, {spec.input_size}, {spec.input_size}, 3). Received: input_shape={input_shape!r}"
+            )
+        if len(shape) != 4 or not integral or shape[3] not in (1, 3) or shape[0] < 1:
+            raise CorollaError(
+                f"input_shape must be (frames, height, width, channels) with at least 1 frame and 1 (grayscale) or 3 (RGB) channels. "
+                f"Received: input_shape={input_shape!r}"
+            )
+        frames, shape = shape[:1], shape[1:]
+    else:
+        frames = ()
+        if len(shape) == 4:
+            raise CorollaError(
+                f"Model '{spec.name}' takes single images, not clips: input_shape must be (height, width, channels). For clips use a "
+                f"clip model with it as the frame encoder, e.g. build_model('clip_lstm', …, backbone={spec.name!r}). Received: input_shape={input_shape!r}"
+            )
+        if len(shape) != 3 or not integral or shape[2] not in (1, 3):
+            raise CorollaError(
+                f"input_shape must be (height, width, channels) with 1 (grayscale) or 3 (RGB) channels. Received: input_shape={input_shape!r}"
+            )
     if min(shape[:2]) < spec.min_size:
         raise CorollaError(
             f"Model '{spec.name}' needs images of at least {spec.min_size}×{spec.min_size} pixels "
             f"(it was designed for {spec.input_size}×{spec.input_size}); prepare the data with a larger --image-size. "
-            f"Received: input_shape={shape}"
+            f"Received: input_shape={(*frames, *shape)}"
         )
-    return tuple(int(size) for size in shape)
+    return tuple(int(size) for size in (*frames, *shape))
 
 def _load_builtins() -> None:
     """Import the modules whose decorators register corolla's own models (once; imports are cached)."""
-    from corolla.models import applications, efficientnet_lite, fastnet, resnet, seeds  # noqa: F401
+    from corolla.models import applications, clips, efficientnet_lite, fastnet, resnet, seeds  # noqa: F401

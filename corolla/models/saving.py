@@ -39,6 +39,8 @@ def load_model_file(path: str | os.PathLike):
         )
     import keras
 
+    from corolla.models import clips  # noqa: F401 (registers the clip layers a clip model's file names)
+
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (TypeError, ValueError) as error:

@@ -67,14 +67,31 @@ class ExportedModel:
     def load(cls, path: str | os.PathLike) -> "ExportedModel":
         return cls(find_version(path))
 
-    def predict(self, images: list[bytes], keys: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Run the `serving_default` signature; raises ValueError if TensorFlow cannot decode an image."""
+    @property
+    def kind(self) -> str:
+        """What serving_default takes, read from the signature itself (corolla.json is written after parity)."""
+        return "clips" if "frames" in self._signature.structured_input_signature[1] else "images"
+
+    @property
+    def task(self) -> str:
+        return "qa" if "question" in self._signature.structured_input_signature[1] else "classify"
+
+    def predict(self, images: list, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the `serving_default` signature; raises ValueError if TensorFlow cannot decode an image.
+
+        Images are encoded bytes; clips are lists of encoded frames, or (frames, question) for QA.
+        """
         import tensorflow as tf
 
         keys = keys if keys is not None else [""] * len(images)
         try:
-            outputs = self._signature(image_bytes=tf.constant(images, tf.string), key=tf.constant(keys, tf.string))
+            if self.kind == "clips":
+                outputs = self._signature(**clip_arguments(images, qa=self.task == "qa"), key=tf.constant(keys, tf.string))
+            else:
+                outputs = self._signature(image_bytes=tf.constant(images, tf.string), key=tf.constant(keys, tf.string))
         except tf.errors.InvalidArgumentError as error:
+            if self.kind == "clips":
+                raise ValueError(f"cannot decode these clips' frames ({clean_tf_message(error.message)})") from None
             raise ValueError(self._decode_error(images, error)) from None
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
@@ -90,6 +107,18 @@ class ExportedModel:
             except tf.errors.InvalidArgumentError as image_error:
                 return f"image {index} cannot be decoded ({clean_tf_message(image_error.message)})"
         return f"cannot run the model on these images ({error.message.strip().splitlines()[-1]})"
+
+
+def clip_arguments(clips: list, *, qa: bool) -> dict:
+    """serving_default's inputs for clips: frames string [n, longest] ("" after a clip's last frame) (and question [n])."""
+    import tensorflow as tf
+
+    frames = [clip[0] for clip in clips] if qa else clips
+    longest = max(len(row) for row in frames)
+    arguments = {"frames": tf.constant([list(row) + [b""] * (longest - len(row)) for row in frames], tf.string)}
+    if qa:
+        arguments["question"] = tf.constant([clip[1] for clip in clips], tf.string)
+    return arguments
 
 
 def clean_tf_message(message: str) -> str:

@@ -38,10 +38,13 @@ class OnnxRunner:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
         self._session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-        self.input_name = self._session.get_inputs()[0].name
+        self.inputs = [(item.name, np.int64 if "int64" in item.type else np.float32) for item in self._session.get_inputs()]
+        self.input_name = self.inputs[0][0]
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self.input_name: pixels.astype(np.float32, copy=False)})[0]
+    def __call__(self, pixels: np.ndarray, *more: np.ndarray) -> np.ndarray:
+        """Probabilities for pixels (and, for a clip QA model, its question ids as the second input)."""
+        arrays = (pixels, *more)
+        return self._session.run(None, {name: array.astype(dtype, copy=False) for (name, dtype), array in zip(self.inputs, arrays)})[0]
 
 
 class TensorFlowRuntime:

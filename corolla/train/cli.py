@@ -27,7 +27,8 @@ def train(
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run folder \\[default: runs/<DATA_DIR name>]. Reusing it with the same settings continues the run."),
     config: Optional[pathlib.Path] = typer.Option(None, help="A YAML config (e.g. an earlier RUN_DIR/config.yaml); flags override it."),
     recipe: Optional[str] = typer.Option(None, help="A built-in recipe: fashion-mnist, flowers, cifar10 (see corolla/train/recipes/)."),
-    model: Optional[str] = typer.Option(None, help=_help("Model from `corolla models list`.", "model")),
+    model: Optional[str] = typer.Option(None, help=_help("Model from `corolla models list`; auto: convnet for images, clip_lstm for clips, clip_qa for clips with questions.", "model")),
+    backbone: Optional[str] = typer.Option(None, help="Clip models: the image model that encodes each frame (any of `corolla models list --kind images`) \[default: efficientnet_lite0; frame_cnn for tiny clips]."),
     epochs: Optional[int] = typer.Option(None, help=_help("Passes over the training split.", "epochs")),
     train_steps: Optional[int] = typer.Option(None, help="Train this many steps instead of --epochs (the seeds' train_steps)."),
     steps_per_eval: Optional[int] = typer.Option(None, help="With --train-steps: evaluate and checkpoint every this many steps \\[default: one pass]."),
@@ -65,7 +66,7 @@ def train(
 
     layers = int(fine_tune_layers) if fine_tune_layers and fine_tune_layers.isdigit() else fine_tune_layers
     options = dict(
-        model=model, epochs=epochs, train_steps=train_steps, steps_per_eval=steps_per_eval, batch_size=batch_size,
+        model=model, backbone=backbone, epochs=epochs, train_steps=train_steps, steps_per_eval=steps_per_eval, batch_size=batch_size,
         optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, warmup=warmup, momentum=momentum, nesterov=nesterov,
         weight_decay=weight_decay, label_smoothing=label_smoothing, clipnorm=clipnorm, early_stopping=early_stopping, augment=augment,
         fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_layers=layers, fine_tune_learning_rate=fine_tune_learning_rate,

@@ -6,8 +6,12 @@ over each split, its pooled features stay in memory, and only the head — Dropo
 softmax — trains on them. The head shares its layers with the full model, so the full model is
 what gets checkpointed and exported.
 
+Clip models (`clip_lstm`, `clip_qa`) are cut at their per-frame features [T, D] the same way:
+the frozen image encoder runs once over every frame, the LSTM head trains on the features (with
+the question ids beside them for QA).
+
 Example:
-    features, head = split_at_features(model)       # model from `transfer_model`
+    features, head = split_at_features(model)       # model from `transfer_model` or a clip model
     train_features = compute_features(features, train_data)
     head.fit(train_features, ...)                    # trains model's own head layers
 """
@@ -32,8 +36,38 @@ def frozen_backbone(model):
     return None if backbone.trainable else backbone
 
 
+def _clip_encoder(model):
+    """The FrameEncoder layer of a clip model, or None for an image model."""
+    from corolla.models.clips import FrameEncoder
+
+    return next((layer for layer in model.layers if isinstance(layer, FrameEncoder)), None)
+
+
+def has_frozen_encoder(model) -> bool:
+    """A frozen backbone (image transfer model) or frozen frame encoder (clip model): features can be cached."""
+    from corolla.models.clips import clip_encoder_frozen
+
+    return clip_encoder_frozen(model) if _clip_encoder(model) is not None else frozen_backbone(model) is not None
+
+
+def unfreeze_encoder(model, *, layers):
+    """`--fine-tune`: unfreeze the top `layers` of the backbone, also inside a clip model's frame encoder."""
+    from corolla.models.transfer import unfreeze
+
+    encoder = _clip_encoder(model)
+    if encoder is None:
+        return unfreeze(model, layers=layers)
+    encoder.trainable = encoder.layer.trainable = True  # then unfreeze keeps BatchNorm and the lower layers frozen
+    unfreeze(encoder.layer, layers=layers)
+    return model
+
+
 def split_at_features(model):
     """(model input → pooled backbone features, head model on those features sharing `model`'s layers)."""
+    if _clip_encoder(model) is not None:
+        from corolla.models.clips import split_clip_at_features
+
+        return split_clip_at_features(model)
     backbone = frozen_backbone(model)
     names = [layer.name for layer in model.layers]
     cut = names.index(backbone.name)
@@ -49,18 +83,26 @@ def split_at_features(model):
 
 
 def compute_features(extractor, dataset):
-    """(features, labels) as NumPy arrays, one pass over a batched dataset."""
-    features, labels = [], []
-    for images, batch_labels in dataset:
-        features.append(np.asarray(extractor(images, training=False)))
+    """(features, labels) as NumPy arrays, one pass over a batched dataset.
+
+    For inputs (frames, question ids) the extractor sees the frames, and the features come back
+    as (features, question ids): the head's two inputs.
+    """
+    features, extras, labels = [], [], []
+    for inputs, batch_labels in dataset:
+        if isinstance(inputs, (tuple, list)):
+            inputs, extra = inputs
+            extras.append(np.asarray(extra))
+        features.append(np.asarray(extractor(inputs, training=False)))
         labels.append(np.asarray(batch_labels))
-    return np.concatenate(features), np.concatenate(labels)
+    features = np.concatenate(features)
+    return ((features, np.concatenate(extras)) if extras else features), np.concatenate(labels)
 
 
 def feature_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int):
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    dataset = tf.data.Dataset.from_tensor_slices((tuple(features) if isinstance(features, tuple) else features, labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

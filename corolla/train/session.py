@@ -28,7 +28,17 @@ def check(settings: TrainConfig) -> None:
     from corolla.train.distribute import DISTRIBUTE
     from corolla.train.optim import OPTIMIZERS, SCHEDULES, check_choice
 
-    get_model(settings.model)
+    spec = get_model(settings.model)
+    if spec.kind != settings.kind:
+        suggestion = {"clips": "clip_lstm (or clip_qa for questions)", "images": "an image model such as convnet"}[settings.kind]
+        raise CorollaError(
+            f"Model '{settings.model}' takes {spec.kind}, and {settings.data_dir} holds {settings.kind}. "
+            f"Pick {suggestion}, or leave --model out. Received: model={settings.model!r}"
+        )
+    if settings.backbone and "backbone" not in spec.options:
+        raise CorollaError(f"--backbone picks a clip model's frame encoder, and '{settings.model}' has none. Received: backbone={settings.backbone!r}")
+    if settings.backbone:
+        get_model(settings.backbone)
     check_preset(settings.augment)
     check_choice("optimizer", settings.optimizer, OPTIMIZERS)
     check_choice("schedule", settings.schedule, SCHEDULES)
@@ -160,9 +170,9 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
         else:
             network = _build(settings)
         if stage == "fine_tune" and not resuming:
-            from corolla.models.transfer import unfreeze
+            from corolla.train.features import unfreeze_encoder
 
-            unfreeze(network, layers=settings.fine_tune_layers)
+            unfreeze_encoder(network, layers=settings.fine_tune_layers)
         steps = data.steps
         optimizer = network.optimizer if resuming else _optimizer(settings, learning_rate, steps * (end_epoch - stage_start))
         _compile(network, optimizer, settings)
@@ -172,7 +182,7 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
     if cached:
         extractor, head = split_at_features(network)
         if verbose:
-            print("Frozen backbone, no augmentation: computing its features once, then training the head on them.")
+            print("Frozen encoder, no augmentation: computing its features once, then training the head on them.")
         started = time.perf_counter()
         train_features = compute_features(extractor, data.plain_train())
         train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
@@ -184,7 +194,7 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
         seconds = time.perf_counter() - started
         feature_pass = {"images": images, "seconds": seconds, "images_per_second": images / seconds}
         if verbose:
-            print(f"Features: {images:,} images in {seconds:.1f} s ({images / seconds:,.0f} img/s through the backbone).")
+            print(f"Features: {images:,} {settings.kind} in {seconds:.1f} s ({images / seconds:,.0f}/s through the frozen encoder).")
         if settings.train_steps:
             train_data = train_data.repeat()
         _compile(head, optimizer, settings)
@@ -233,7 +243,14 @@ def _build(settings: TrainConfig):
     from corolla.models import build_model
 
     shape = (settings.image_size, settings.image_size, settings.channels)
-    return build_model(settings.model, input_shape=shape, num_classes=len(settings.classes), **settings.model_options)
+    options = dict(settings.model_options)
+    if settings.kind == "clips":
+        shape = (settings.frames, *shape)
+    if settings.backbone:
+        options["backbone"] = settings.backbone
+    if settings.task == "qa":  # TextVectorization's ids: 0 pads, 1 is an unknown word, then the vocabulary
+        options.update(vocabulary_size=len(settings.vocabulary) + 2, question_length=settings.question_length)
+    return build_model(settings.model, input_shape=shape, num_classes=len(settings.classes), **options)
 
 
 def _optimizer(settings: TrainConfig, learning_rate: float, total_steps: int):
@@ -272,9 +289,9 @@ def _load_last(path: pathlib.Path):
 
 
 def _use_cached_features(settings: TrainConfig, network) -> bool:
-    from corolla.train.features import frozen_backbone
+    from corolla.train.features import has_frozen_encoder
 
-    possible = frozen_backbone(network) is not None and settings.augment == "none"
+    possible = has_frozen_encoder(network) and settings.augment == "none"
     return possible and settings.cache_features != "off"
 
 

@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from corolla.config import CONFIG, TrainConfig, read_yaml
+from corolla.config import AUTO_MODELS, CONFIG, TrainConfig, read_yaml
 from corolla.data.manifest import describe
 from corolla.data.storage import is_remote
 from corolla.errors import CorollaError
@@ -110,11 +110,17 @@ def _with_data(settings: TrainConfig, manifest) -> TrainConfig:
     has_eval = "eval" in manifest.splits
     return dataclasses.replace(
         settings,
+        model=AUTO_MODELS[manifest.kind, manifest.task] if settings.model == "auto" else settings.model,
         classes=list(manifest.classes),
         image_size=manifest.image_size,
         channels=manifest.channels,
         train_images=manifest.count("train"),
         eval_images=manifest.count("eval") if has_eval else 0,
+        kind=manifest.kind,
+        frames=manifest.frames,
+        task=manifest.task,
+        question_length=manifest.question_length,
+        vocabulary=manifest.vocabulary,
     )
 
 
