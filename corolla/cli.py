@@ -158,19 +158,20 @@ def export(
 
 @app.command()
 def predict(
-    images: List[pathlib.Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    images: List[pathlib.Path] = typer.Argument(..., help="Image (or, for a clip model, video) files and folders (searched recursively)."),
     model: Optional[pathlib.Path] = typer.Option(None, help="An export folder, or a run folder (its newest export, else its checkpoint), to predict with locally."),
     url: Optional[str] = typer.Option(None, help="A running `corolla serve`, e.g. http://127.0.0.1:8501."),
     model_name: Optional[str] = typer.Option(None, help="Model name on the server (default: the one it serves)."),
     top_k: int = typer.Option(3, help="Labels to show per image."),
     output_format: str = typer.Option("table", "--format", help="Output: table, json or csv (json and csv go to stdout alone, for scripts)."),
+    question: Optional[str] = typer.Option(None, help="For a clip question-answering model: the question asked about each video."),
 ):
-    """Top-k labels for images, from a local model (--model) or a server (--url); unreadable files are reported, not fatal."""
+    """Top-k labels for images or videos, from a local model (--model) or a server (--url); unreadable files are reported, not fatal."""
     from corolla.predict import OUTPUT_FORMATS, format_results, predict as run_predict
 
     if output_format not in OUTPUT_FORMATS:
         raise CorollaError(f"Unknown output format '{output_format}'. Expected one of: {', '.join(OUTPUT_FORMATS)}. Received: --format {output_format}")
-    results = run_predict(images, model=model, url=url, model_name=model_name, top_k=top_k, verbose=True)
+    results = run_predict(images, model=model, url=url, model_name=model_name, top_k=top_k, question=question, verbose=True)
     if output_format != "table":
         print(format_results(results, output_format), end="" if output_format == "csv" else "\n")
     else:

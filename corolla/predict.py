@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -39,30 +40,36 @@ def predict(
     top_k: int = 5,
     batch_size: int = 32,
     timeout: float = 60.0,
+    question: str | None = None,
     verbose: bool = False,
 ) -> list[dict]:
-    """One result per image file (folders are searched recursively), in order.
+    """One result per image (or video) file (folders are searched recursively), in order.
 
     Each result is {"image": path, "top": [{"label", "probability"}, ...]} or, for a file that
-    could not be read or decoded, {"image": path, "error": reason}.
+    could not be read or decoded, {"image": path, "error": reason}. A clip model takes video
+    files, sampled as `prepare` samples them; a question-answering one also `question`.
     """
     from rich.console import Console
     from rich.progress import Progress
 
     from corolla.data.images import InvalidImage, inspect_image
+    from corolla.data.video import InvalidClip, is_video
 
     if (model is None) == (url is None):
         raise CorollaError(f"Give exactly one of --model (an export or run folder) or --url (a server). Received: model={model!r}, url={url!r}")
     paths, has_folder = _expand(images)
     results = []
-    with _predictor(model, url, model_name, timeout) as (run, labels), Progress(console=Console(stderr=True), transient=True, disable=not (verbose and has_folder)) as progress:
+    with _predictor(model, url, model_name, timeout, question) as (run, labels, kind), Progress(console=Console(stderr=True), transient=True, disable=not (verbose and has_folder)) as progress:
         task = progress.add_task("Predicting", total=len(paths))
         for start in range(0, len(paths), batch_size):
             batch = []
             for path in paths[start : start + batch_size]:
                 try:
                     data = path.read_bytes()
-                    inspect_image(data)
+                    if kind == "clips" and not is_video(data):
+                        raise InvalidClip("not a video (unrecognised content)")
+                    if kind != "clips":
+                        inspect_image(data)
                     batch.append((path, data))
                 except (OSError, InvalidImage) as error:
                     results.append({"image": str(path), "error": _reason(error)})
@@ -125,30 +132,57 @@ def _reason(error: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _predictor(model, url, model_name, timeout):
-    """Yields (run(list of encoded images) → probabilities [n, classes], labels); run raises ValueError for undecodable images."""
+def _predictor(model, url, model_name, timeout, question):
+    """Yields (run(list of encoded files) → probabilities [n, classes], labels, kind); run raises ValueError for undecodable ones."""
     if model is not None:
-        yield _local(pathlib.Path(model))
-        return
-    import httpx
+        run, labels, kind, task = _local(pathlib.Path(model), question)
+    else:
+        import httpx
 
-    with httpx.Client(timeout=timeout) as client:
-        yield _remote(client, url.rstrip("/"), model_name)
+        client = httpx.Client(timeout=timeout)
+        run, labels, kind, task = _remote(client, url.rstrip("/"), model_name, question)
+    if task == "qa" and not (question or "").strip():
+        raise CorollaError("This model answers questions about clips: pass --question, e.g. --question 'which way does it move'.")
+    if task != "qa" and question:
+        raise CorollaError(f"--question is for question-answering clip models, and this one is a {kind} classifier. Received: question={question!r}")
+    try:
+        yield run, labels, kind
+    finally:
+        if model is None:
+            client.close()
 
 
-def _local(path: pathlib.Path):
+def _sampled(info: dict, question: str | None):
+    """video bytes → what a clip model's serving_default takes: its sampled frames (and the question), as prepare stores them."""
+    from corolla.data.video import InvalidClip, read_clip
+
+    def sample(data: bytes):
+        try:
+            frames = read_clip(data, frames=info["frames"], image_size=info["image_size"]).frames
+        except InvalidClip as error:
+            raise ValueError(str(error)) from None
+        return (frames, question) if info.get("task") == "qa" else frames
+
+    return sample
+
+
+def _local(path: pathlib.Path, question: str | None):
     from corolla.runtime.exported import ExportedModel, find_version
 
     if (path / CONFIG).is_file():
         try:
             find_version(path)
         except CorollaError:
-            return _keras(path)  # a run folder not exported yet
+            return _keras(path, question)  # a run folder not exported yet
     exported = ExportedModel.load(path)
-    return (lambda data: exported.predict(data)["probabilities"]), exported.labels
+    info = exported.info
+    if info.get("kind") == "clips":
+        sample = _sampled(info, question)
+        return (lambda data: exported.predict([sample(item) for item in data])["probabilities"]), exported.labels, "clips", info.get("task", "classify")
+    return (lambda data: exported.predict(data)["probabilities"]), exported.labels, "images", "classify"
 
 
-def _keras(run_dir: pathlib.Path):
+def _keras(run_dir: pathlib.Path, question: str | None):
     import tensorflow as tf
 
     from corolla.data.pipeline import decode_and_resize
@@ -156,6 +190,19 @@ def _keras(run_dir: pathlib.Path):
 
     run = Run(run_dir)
     model = run.load_model()
+    config = run.config
+    if config.kind == "clips":
+        from corolla.evaluate.predictions import batch_inputs, decoder
+
+        sample, decode, to_model = _sampled(dataclasses.asdict(config), question), decoder(config), batch_inputs(config)
+
+        def run_clips(data: list[bytes]) -> np.ndarray:
+            decoded = [decode(tf.constant(inputs[0]), tf.constant(inputs[1])) if config.task == "qa" else decode(tf.constant(inputs))
+                       for inputs in map(sample, data)]  # fmt: skip
+            batch = (tf.stack([d[0] for d in decoded]), tf.stack([d[1] for d in decoded])) if config.task == "qa" else tf.stack(decoded)
+            return model.predict_on_batch(to_model(batch))
+
+        return run_clips, config.classes, "clips", config.task
 
     def run_model(data: list[bytes]) -> np.ndarray:
         pixels = []
@@ -166,10 +213,10 @@ def _keras(run_dir: pathlib.Path):
                 raise ValueError(f"image {index} cannot be decoded ({error.message.strip().splitlines()[0]})") from None
         return model.predict_on_batch(tf.stack(pixels))
 
-    return run_model, run.config.classes
+    return run_model, run.config.classes, "images", "classify"
 
 
-def _remote(client, url: str, model_name: str | None):
+def _remote(client, url: str, model_name: str | None, question: str | None):
     import httpx
 
     try:
@@ -180,8 +227,16 @@ def _remote(client, url: str, model_name: str | None):
     if chosen is None:
         raise CorollaError(f"The server at {url} does not serve '{model_name}'. It serves: {', '.join(entry['name'] for entry in served)}.")
 
+    kind, task = chosen.get("kind", "images"), chosen.get("task", "classify")
+
+    def instance(item: bytes) -> dict:
+        encoded = {"b64": base64.b64encode(item).decode()}
+        if kind != "clips":
+            return {"image_bytes": encoded}
+        return {"video_bytes": encoded, **({"question": question} if task == "qa" else {})}
+
     def run_model(data: list[bytes]) -> np.ndarray:
-        instances = [{"image_bytes": {"b64": base64.b64encode(item).decode()}} for item in data]
+        instances = [instance(item) for item in data]
         try:
             response = client.post(f"{url}/v1/models/{chosen['name']}:predict", json={"instances": instances})
         except httpx.HTTPError as error:
@@ -192,7 +247,7 @@ def _remote(client, url: str, model_name: str | None):
             raise CorollaError(f"The server answered {response.status_code}: {_error_text(response)}")
         return np.array([row["probabilities"] for row in response.json()["predictions"]])
 
-    return run_model, chosen["labels"]
+    return run_model, chosen["labels"], kind, task
 
 
 def _get(client, url: str) -> dict:

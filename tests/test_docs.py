@@ -51,6 +51,8 @@ def resolve(dotted: str):
     target = importlib.import_module(parts[0])
     for part in parts[1:]:
         target = getattr(target, part)
+    if inspect.ismodule(target) and hasattr(target, parts[-1]):  # `corolla.train` once its package is imported: it forwards to train()
+        target = getattr(target, parts[-1])
     return target
 
 

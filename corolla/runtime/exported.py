@@ -148,3 +148,47 @@ class Decoder:
             return self._fn(tf.constant(data)).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as error:
             raise ValueError(clean_tf_message(error.message)) from None
+
+
+class ClipDecoder:
+    """A video file, or a clip's encoded frames, → float32 [frames, size, size, channels], as training decodes it.
+
+    Videos are sampled by `corolla.data.video.read_clip` with the frame count training used, and
+    their frames decoded by `corolla.data.clip_pipeline.clip_pixels`: the functions `prepare` and
+    the training pipeline ran, so the server sees the pixels the model was trained on.
+
+    Example:
+        pixels = ClipDecoder(frames=16, image_size=64, channels=3)(open("clip.mp4", "rb").read())
+    """
+
+    def __init__(self, *, frames: int, image_size: int, channels: int, max_pixels: int, max_seconds: float | None = None, timeout_s: float = 30.0):
+        import tensorflow as tf
+
+        from corolla.data.clip_pipeline import clip_pixels
+        from corolla.data.video import DEFAULT_MAX_SECONDS
+
+        self.frames, self.image_size, self.max_pixels, self.timeout_s = frames, image_size, max_pixels, timeout_s
+        self.max_seconds = max_seconds or DEFAULT_MAX_SECONDS
+        self._fn = tf.function(
+            lambda encoded: clip_pixels(encoded, frames=frames, image_size=image_size, channels=channels),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        ).get_concrete_function()
+
+    def sample(self, video: bytes) -> list[bytes]:
+        """The encoded frames `prepare` would store for this video; InvalidClip (a ValueError's cousin) says why not."""
+        from corolla.data.video import read_clip
+
+        clip = read_clip(video, frames=self.frames, image_size=self.image_size, max_pixels=self.max_pixels, max_seconds=self.max_seconds, timeout_s=self.timeout_s)
+        return clip.frames
+
+    def __call__(self, clip: bytes | list[bytes]) -> np.ndarray:
+        """A video file's bytes, or a list of encoded frames; ValueError with the reason when they cannot be decoded."""
+        import tensorflow as tf
+
+        frames = self.sample(clip) if isinstance(clip, (bytes, bytearray)) else list(clip)
+        if not frames:
+            raise ValueError("a clip needs at least one frame")
+        try:
+            return self._fn(tf.constant(frames, tf.string)).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, tf.errors.UnknownError) as error:
+            raise ValueError(f"a frame cannot be decoded ({clean_tf_message(error.message)})") from None

@@ -57,8 +57,10 @@ class TensorFlowRuntime:
         self._pixels = self._loaded.signatures["pixels"]
         self._tf = tf
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self._pixels(pixels=self._tf.constant(pixels, self._tf.float32))["probabilities"].numpy()
+    def __call__(self, pixels: np.ndarray, *more: np.ndarray) -> np.ndarray:
+        tf = self._tf
+        extra = {"question_ids": tf.constant(more[0], tf.int64)} if more else {}  # a clip QA model
+        return self._pixels(pixels=tf.constant(pixels, tf.float32), **extra)["probabilities"].numpy()
 
 
 class OnnxRuntime(OnnxRunner):
@@ -81,17 +83,20 @@ def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_
     if runtime not in RUNTIMES:
         raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
     info = read_info(version_dir)
-    shape = (info["image_size"], info["image_size"], info["channels"])
+    shape = example_shape(info)
+    if info.get("kind") == "clips":  # a clip is `frames` images: batch about as many frames as images
+        max_batch_size = max(1, max_batch_size // info["frames"])
+    inputs = example_inputs(info, max_batch_size)
     if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
         candidates = [TensorFlowRuntime(version_dir)]
     elif runtime == "onnx":
         candidates = [OnnxRuntime(version_dir)]
     else:
         candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
-        answers = [candidate(random_pixels(max_batch_size, shape)) for candidate in candidates]
+        answers = [run(candidate, inputs) for candidate in candidates]
         if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
             candidates = candidates[:1]
-    timings = {candidate.name: time_batch_sizes(candidate, shape, max_batch_size=max_batch_size) for candidate in candidates}
+    timings = {candidate.name: time_batch_sizes(candidate, shape, max_batch_size=max_batch_size, inputs=inputs) for candidate in candidates}
     sizes = {name: choose_batch_size(ms_per_image) for name, ms_per_image in timings.items()}
     chosen = min(candidates, key=lambda candidate: timings[candidate.name][sizes[candidate.name]])
     return chosen, sizes[chosen.name], timings
@@ -105,26 +110,55 @@ def _onnx_available(version_dir: pathlib.Path) -> bool:
     return (version_dir / "model.onnx").is_file()
 
 
+def example_shape(info: dict) -> tuple:
+    """One example's pixel shape: (size, size, channels), or (frames, size, size, channels) for clips."""
+    shape = (info["image_size"], info["image_size"], info["channels"])
+    return (info["frames"], *shape) if info.get("kind") == "clips" else shape
+
+
+def example_inputs(info: dict, count: int):
+    """`count` random examples as the pixel model takes them: pixels, or (pixels, question ids) for clip QA."""
+    pixels = random_pixels(count, example_shape(info))
+    if info.get("task") != "qa":
+        return pixels
+    ids = np.random.default_rng(0).integers(0, len(info["vocabulary"]) + 2, (count, info["question_length"]))
+    return pixels, ids
+
+
+def run(runtime, inputs) -> np.ndarray:
+    """`runtime` on pixels, or on (pixels, question ids)."""
+    return runtime(*inputs) if isinstance(inputs, tuple) else runtime(inputs)
+
+
+def take(inputs, start: int, stop: int):
+    """Examples start..stop of pixels or of (pixels, question ids)."""
+    return tuple(part[start:stop] for part in inputs) if isinstance(inputs, tuple) else inputs[start:stop]
+
+
+def count(inputs) -> int:
+    return len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
+
+
 def random_pixels(count: int, shape: tuple) -> np.ndarray:
     """float32 [count, *shape] in 0..255, the same every call (for timing and agreement checks)."""
     return np.random.default_rng(0).uniform(0, 255, (count, *shape)).astype(np.float32)
 
 
-def time_batch_sizes(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2) -> dict[int, float]:
-    """{batch size: ms per image} over powers of two up to `max_batch_size` (and it).
+def time_batch_sizes(runtime, pixel_shape: tuple, *, max_batch_size: int, calls: int = 2, inputs=None) -> dict[int, float]:
+    """{batch size: ms per example} over powers of two up to `max_batch_size` (and it).
 
     Each size is called once to warm up (a new shape may allocate or pick kernels), then timed
-    `calls` times; the fastest call counts.
+    `calls` times; the fastest call counts. `inputs` (max_batch_size examples) default to random pixels.
     """
     sizes = sorted({min(2**k, max_batch_size) for k in range(max_batch_size.bit_length() + 1)})
-    pixels = random_pixels(max_batch_size, pixel_shape)
+    inputs = random_pixels(max_batch_size, pixel_shape) if inputs is None else inputs
     ms_per_image = {}
     for size in sizes:
-        runtime(pixels[:size])
+        run(runtime, take(inputs, 0, size))
         timings = []
         for _ in range(calls):
             started = time.perf_counter()
-            runtime(pixels[:size])
+            run(runtime, take(inputs, 0, size))
             timings.append(time.perf_counter() - started)
         ms_per_image[size] = min(timings) * 1000 / size
     return ms_per_image

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from corolla.runtime.runners import count, run, take
+
 
 class Overloaded(Exception):
     """The queue is full: the client should retry later (503)."""
@@ -106,8 +108,8 @@ class Batcher:
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._loop())
         items = []
-        for start in range(0, len(pixels), self.max_batch_size):
-            items.append(_Item(pixels[start : start + self.max_batch_size], loop.create_future(), deadline, ticket))
+        for start in range(0, count(pixels), self.max_batch_size):
+            items.append(_Item(take(pixels, start, start + self.max_batch_size), loop.create_future(), deadline, ticket))
             self._pending.append(items[-1])
         self._wakeup.set()
         try:
@@ -128,27 +130,27 @@ class Batcher:
             batch = self._take()
             if not batch:
                 continue
-            pixels = batch[0].pixels if len(batch) == 1 else np.concatenate([item.pixels for item in batch])
+            pixels = batch[0].pixels if len(batch) == 1 else _concatenate([item.pixels for item in batch])
             started = time.perf_counter()
             try:
-                probabilities = await loop.run_in_executor(self._executor, self.model_fn, pixels)
+                probabilities = await loop.run_in_executor(self._executor, run, self.model_fn, pixels)
                 probabilities = np.asarray(probabilities)
             except Exception as error:  # the model failed on this batch: each request gets the error
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
-            self._on_batch(len(pixels), time.perf_counter() - started)
+            self._on_batch(count(pixels), time.perf_counter() - started)
             offset = 0
             for item in batch:
                 if not item.future.done():
-                    item.future.set_result(probabilities[offset : offset + len(item.pixels)])
-                offset += len(item.pixels)
+                    item.future.set_result(probabilities[offset : offset + count(item.pixels)])
+                offset += count(item.pixels)
 
     async def _wait_for_more(self, loop, until: float) -> None:
         """Wait while the batch is not full and other admitted requests are still decoding: they come next."""
         while True:
-            pending = sum(len(item.pixels) for item in self._pending)
+            pending = sum(count(item.pixels) for item in self._pending)
             remaining = until - time.monotonic()
             if pending >= self.max_batch_size or self.queued <= pending or remaining <= 0:
                 return
@@ -160,13 +162,13 @@ class Batcher:
 
     def _take(self) -> list[_Item]:
         batch, size, now = [], 0, time.monotonic()
-        while self._pending and size + len(self._pending[0].pixels) <= self.max_batch_size:
+        while self._pending and size + count(self._pending[0].pixels) <= self.max_batch_size:
             item = self._pending.popleft()
-            item.ticket._release(len(item.pixels))
+            item.ticket._release(count(item.pixels))
             if item.future.done() or item.deadline <= now:  # its request already gave up (504)
                 continue
             batch.append(item)
-            size += len(item.pixels)
+            size += count(item.pixels)
         return batch
 
     def close(self) -> None:
@@ -177,3 +179,10 @@ class Batcher:
             self._task.add_done_callback(lambda _: self._executor.shutdown(wait=False))
         else:
             self._executor.shutdown(wait=False)
+
+
+def _concatenate(parts: list):
+    """One batch of pixels, or of (pixels, question ids) for a clip QA model."""
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts))
+    return np.concatenate(parts)

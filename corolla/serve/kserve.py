@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 import corolla
 from corolla.serve import schemas
+from corolla.serve.clip_requests import kserve_clips
 from corolla.serve.limits import ApiError, decode_base64, parse_json
 from corolla.serve.servable import deadline_after
 from corolla.serve.tfserving import to_pixels
@@ -61,6 +62,21 @@ def ready(request: Request):
 def model_metadata(request: Request, name: str, version: str | None = None):
     servable = request.app.state.manager.lookup(name, version)
     pixels = [-1, *servable.pixel_shape]
+    if servable.kind == "clips":
+        inputs = [
+            {"name": "video_bytes", "datatype": "BYTES", "shape": [-1], "parameters": {"content": "a video file (MP4, WebM, MKV, AVI, MOV, GIF); or send frames"}},
+            {"name": "frames", "datatype": "BYTES", "shape": [-1, -1], "parameters": {"content": "each clip's encoded frames (JPEG/PNG), in time order"}},
+        ]
+        if servable.task == "qa":
+            inputs.append({"name": "question", "datatype": "BYTES", "shape": [-1], "parameters": {"content": "the question about each clip, in words"}})
+        return {
+            "name": name, "versions": [str(servable.version)],
+            "platform": "onnxruntime_onnx" if servable.runtime_name == "onnx" else "tensorflow_savedmodel",
+            "inputs": inputs,
+            "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(servable.labels)]}, {"name": "classes", "datatype": "INT64", "shape": [-1]},
+                        {"name": "labels", "datatype": "BYTES", "shape": [-1]}],
+            "parameters": {"labels": servable.labels, "runtime": servable.runtime_name, "kind": "clips", "frames": servable.frames, "task": servable.task},
+        }  # fmt: skip
     return {
         "name": name,
         "versions": [str(servable.version)],
@@ -93,6 +109,13 @@ async def infer(request: Request, name: str, version: str | None = None):
     header, binary = _split(body, request.headers.get(HEADER_LENGTH))
     payload = parse_json(header)
     inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    if servable.kind == "clips" and isinstance(inputs, list) and all(isinstance(t, dict) for t in inputs) and inputs and inputs[0].get("datatype") == "BYTES":
+        tensors = _clip_tensors(inputs, binary, settings)
+        clips, questions = kserve_clips(tensors)
+        names = [name for name in ("video_bytes", "frames") if name in tensors]
+        where = lambda index: f"inputs.{names[0]}[{index}]"  # noqa: E731
+        probabilities = await servable.predict_clips(clips, questions, deadline=deadline_after(settings.request_timeout_s), where=where)
+        return _response(payload, name, servable, probabilities)
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise ApiError(400, 'Expected {"inputs": [one tensor]}: a BYTES "image_bytes" [n] or an FP32/UINT8 "pixels" [n, size, size, channels].')
     tensor, where = inputs[0], "inputs[0]"
@@ -119,6 +142,23 @@ async def infer(request: Request, name: str, version: str | None = None):
     else:
         raise ApiError(400, f"{where}.datatype: expected BYTES (encoded images), FP32 or UINT8 (pixels). Received: {str(datatype)[:40]}")
     return _response(payload, name, servable, probabilities)
+
+
+def _clip_tensors(inputs: list[dict], binary: bytes, settings) -> dict:
+    """{name: (flat values, shape, binary?)} of a clip request's BYTES tensors; binary data is consumed in input order."""
+    tensors, offset = {}, 0
+    for index, tensor in enumerate(inputs):
+        where, shape = f"inputs[{index}]", tensor.get("shape")
+        if tensor.get("datatype") != "BYTES" or not isinstance(tensor.get("name"), str):
+            raise ApiError(400, f'{where}: a clip model takes named BYTES tensors ("video_bytes" or "frames", and "question").')
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape):
+            raise ApiError(400, f"{where}.shape: expected a list of non-negative integers. Received: {str(shape)[:60]}")
+        settings.limits.check_count(shape[0], f"clips in {where}")
+        values, is_binary = _tensor_values(tensor, binary[offset:], where, math.prod(shape), "BYTES")
+        if is_binary:
+            offset += tensor["parameters"]["binary_data_size"]
+        tensors[tensor["name"]] = (values, shape, is_binary)
+    return tensors
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:

@@ -47,10 +47,19 @@ class Servable:
         info = read_info(self.path)
         self.labels: list[str] = info["labels"]
         self.image_size, self.channels = info["image_size"], info["channels"]
+        self.kind, self.frames, self.task = info.get("kind", "images"), info.get("frames", 0), info.get("task", "classify")
+        self.vocabulary, self.question_length = info.get("vocabulary", []), info.get("question_length", 0)
         self.max_pixels = max_pixels
         # Its timing is also the runtime's warm-up: each power-of-two batch size runs before the first client.
         self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size)
-        self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
+        if self.kind == "clips":
+            from corolla.data.questions import vectorizer
+            from corolla.runtime.exported import ClipDecoder
+
+            self.decoder = ClipDecoder(frames=self.frames, image_size=self.image_size, channels=self.channels, max_pixels=max_pixels)
+            self.vectorize = vectorizer(self.vocabulary, question_length=self.question_length) if self.task == "qa" else None
+        else:
+            self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
         self._label_array = np.array(self.labels, dtype=object)
         self.batcher = Batcher(
             self.runtime,
@@ -66,8 +75,10 @@ class Servable:
         return self.runtime.name
 
     @property
-    def pixel_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, self.channels)
+    def pixel_shape(self) -> tuple[int, ...]:
+        """One example's pixels: (size, size, channels), or (frames, size, size, channels) for clips."""
+        shape = (self.image_size, self.image_size, self.channels)
+        return (self.frames, *shape) if self.kind == "clips" else shape
 
     def _warm_up(self) -> None:
         """The decoder's first calls trace and allocate; make them before the first client waits for them."""
@@ -75,7 +86,52 @@ class Servable:
 
         buffer = io.BytesIO()
         Image.new("RGB", (self.image_size * 3, self.image_size * 3), (120, 60, 30)).save(buffer, format="PNG")
-        self.decoder(buffer.getvalue())  # also the antialiased (large image) branch
+        self.decoder([buffer.getvalue()] if self.kind == "clips" else buffer.getvalue())  # also the antialiased (large image) branch
+
+    async def predict_clips(self, clips: list, questions: list[str] | None, *, deadline: float, where=lambda index: f"clip {index}") -> np.ndarray:
+        """Probabilities for clips, each a video file's bytes or a list of encoded frames (and a question each, for QA).
+
+        ApiError names the first bad one: 400 for what cannot be decoded or asked, 413 for a clip over the limits.
+        """
+        from corolla.data.video import ClipTooLarge, InvalidClip
+
+        if self.kind != "clips":
+            raise ApiError(400, "This model classifies images: send image_bytes, not a video or frames.")
+        ids = self._question_ids(questions, len(clips), where)
+        for index, clip in enumerate(clips):
+            if not isinstance(clip, (bytes, bytearray)):
+                for frame_index, frame in enumerate(clip):
+                    check_image(frame, where=f"{where(index)} frame {frame_index}", max_pixels=self.max_pixels)
+        with self.batcher.reserve(len(clips)) as ticket:
+            loop = asyncio.get_running_loop()
+            results = await asyncio.gather(*(loop.run_in_executor(_DECODE_POOL, _decode_clip, self.decoder, clip) for clip in clips))
+            for index, result in enumerate(results):
+                if isinstance(result, ClipTooLarge):
+                    raise ApiError(413, f"{where(index)}: {result}.")
+                if isinstance(result, (InvalidClip, ValueError)):
+                    raise ApiError(400, f"{where(index)}: cannot be decoded ({result}).")
+            pixels = np.stack(results)
+            return await ticket.run((pixels, ids) if ids is not None else pixels, deadline=deadline)
+
+    def _question_ids(self, questions, count: int, where):
+        """QA: token ids [n, question_length] of the questions (400 for a missing, empty or all-unknown one); else None."""
+        from corolla.data.questions import check_question
+        from corolla.errors import CorollaError
+
+        if self.task != "qa":
+            if questions is not None and any(questions):
+                raise ApiError(400, "This clip model answers no questions (it classifies clips); leave out question.")
+            return None
+        if questions is None or len(questions) != count:
+            raise ApiError(400, f"This model answers a question about each clip: send one question per clip ({count}).")
+        for index, question in enumerate(questions):
+            if not isinstance(question, str):
+                raise ApiError(400, f"{where(index)}: the question must be a string.")
+            try:
+                check_question(question, self.vocabulary)
+            except CorollaError as error:
+                raise ApiError(400, f"{where(index)}: {error}") from None
+        return np.asarray(self.vectorize(questions))
 
     async def predict_images(self, images: list[bytes], *, deadline: float, where=lambda index: f"image {index}") -> np.ndarray:
         """Probabilities [n, classes] for encoded images; ApiError 4xx names the first bad one."""
@@ -100,6 +156,16 @@ class Servable:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _decode_clip(decoder, clip):
+    """Pixels, or the exception that says why the clip cannot be decoded (returned, as for images)."""
+    from corolla.data.video import InvalidClip
+
+    try:
+        return decoder(clip)
+    except (InvalidClip, ValueError) as error:
+        return error
 
 
 def _decode(decoder: Decoder, data: bytes):

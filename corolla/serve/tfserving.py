@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from corolla.serve import schemas
+from corolla.serve.clip_requests import tfserving_clips
 from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_json, parse_version
 from corolla.serve.servable import deadline_after
 from corolla.serve.versions import servable_and_body
@@ -32,7 +33,10 @@ SIGNATURES = ("serving_default", "pixels", "pixels_uint8")
 def list_models(request: Request):
     manager = request.app.state.manager
     servable = manager.get()
-    return {"models": [{"name": manager.model_name, "version": str(servable.version), "labels": servable.labels}]}
+    entry = {"name": manager.model_name, "version": str(servable.version), "labels": servable.labels, "kind": servable.kind}
+    if servable.kind == "clips":
+        entry.update(frames=servable.frames, task=servable.task)
+    return {"models": [entry]}
 
 
 @router.get("/v1/models/{name}", responses=schemas.ERRORS)
@@ -74,12 +78,19 @@ async def predict(request: Request, name: str, version: str | None = None):
                        + ("both" if "instances" in payload else f"keys {sorted(payload)}"))
     rows = "instances" in payload
     deadline = deadline_after(settings.request_timeout_s)
-    if signature == "serving_default":
+    if signature == "serving_default" and servable.kind == "clips":
+        clips, questions, keys, where = tfserving_clips(payload, rows=rows)
+        settings.limits.check_count(len(clips), "instances" if rows else "inputs")
+        probabilities = await servable.predict_clips(clips, questions, deadline=deadline, where=where)
+    elif signature == "serving_default":
         images, keys, where = _image_inputs(payload, rows)
         settings.limits.check_count(len(images), "instances" if rows else "inputs")
         data = [decode_base64(value, where=where(index)) for index, value in enumerate(images)]
         probabilities = await servable.predict_images(data, deadline=deadline, where=where)
     else:
+        if servable.kind == "clips" and (signature == "pixels_uint8" or servable.task == "qa"):
+            raise ApiError(400, f"A {'question-answering ' if servable.task == 'qa' else ''}clip model takes serving_default (video_bytes or frames)"
+                           f"{'' if servable.task == 'qa' else ' or pixels (float32, -1 after the last frame)'}. Received: signature_name={signature!r}")
         pixels = _pixel_inputs(payload, rows, servable.pixel_shape, signature == "pixels_uint8", settings.limits)
         probabilities = await servable.predict_pixels(pixels, deadline=deadline)
         keys = None
@@ -199,6 +210,16 @@ def signature_defs(servable) -> dict:
 
     pixels = [-1, size, size, channels]
     method = "tensorflow/serving/predict"
+    if servable.kind == "clips":
+        inputs = {"frames": tensor("DT_STRING", [-1, -1], "serving_default_frames:0"), "key": tensor("DT_STRING", [-1], "serving_default_key:0")}
+        if servable.task == "qa":
+            inputs["question"] = tensor("DT_STRING", [-1], "serving_default_question:0")
+        return {
+            "serving_default": {"inputs": inputs, "outputs": {**outputs("StatefulPartitionedCall"), "key": tensor("DT_STRING", [-1], "StatefulPartitionedCall:3")},
+                                "method_name": method},
+            "pixels": {"inputs": {"pixels": tensor("DT_FLOAT", [-1, *servable.pixel_shape], "pixels_pixels:0")}, "outputs": outputs("StatefulPartitionedCall_1"),
+                       "method_name": method},
+        }
     return {
         "serving_default": {
             "inputs": {"image_bytes": tensor("DT_STRING", [-1], "serving_default_image_bytes:0"), "key": tensor("DT_STRING", [-1], "serving_default_key:0")},
