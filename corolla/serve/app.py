@@ -146,7 +146,7 @@ def create_app(
 
 
 # The page loads nothing from elsewhere; say so to the browser too.
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'", "X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'", "X-Content-Type-Options": "nosniff"}
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -91,13 +91,14 @@ def speed(summary: dict) -> str:
         speed({"images_per_second": 0.0, "head_images_per_second": 14029.0, "feature_pass": {"images": 3670, "seconds": 61.2}})
         # 'features: 3,670 images in 61.2 s; head: 14,029 img/s'
     """
-    parts = []
+    parts, noun = [], summary.get("kind", "images")
+    rate = "clips/s" if noun == "clips" else "img/s"
     if summary.get("feature_pass"):
-        parts.append(f"features: {summary['feature_pass']['images']:,} images in {summary['feature_pass']['seconds']:.1f} s")
+        parts.append(f"features: {summary['feature_pass']['images']:,} {noun} in {summary['feature_pass']['seconds']:.1f} s")
     if summary.get("head_images_per_second"):
-        parts.append(f"head: {summary['head_images_per_second']:,.0f} img/s")
+        parts.append(f"head: {summary['head_images_per_second']:,.0f} {rate}")
     if summary.get("images_per_second"):
-        parts.append(f"{'fine-tune' if parts else 'training'}: {summary['images_per_second']:,.0f} img/s")
+        parts.append(f"{'fine-tune' if parts else 'training'}: {summary['images_per_second']:,.0f} {rate}")
     return "; ".join(parts)
 
 

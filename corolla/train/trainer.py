@@ -171,6 +171,7 @@ def _summary(run_dir, settings: TrainConfig, progress: dict, *, seconds: float) 
         "images_per_second": _median(history.get("images_per_second")),
         "head_images_per_second": _median(history.get("head_images_per_second")),
         "feature_pass": history.get("feature_pass"),
+        "kind": settings.kind,
     }
 
 

@@ -1,8 +1,11 @@
-// The page sends the chosen image to this server's TF Serving API and draws the top 5 labels as bars.
+// The page sends the chosen image (or, to a clip model, video and question) to this server's
+// TF Serving API and draws the top 5 labels as bars.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let modelName = null;
+let clipModel = null; // {task: "classify" | "qa", frames} when the server holds a clip model
+let lastFile = null;
 
 async function loadModel() {
   try {
@@ -11,7 +14,14 @@ async function loadModel() {
     if (!response.ok) throw new Error(body.error || response.statusText);
     const model = body.models[0];
     modelName = model.name;
-    $("model").textContent = `Model ${model.name}, version ${model.version}: ${model.labels.length} labels`;
+    const noun = model.task === "qa" ? "answers" : "labels";
+    $("model").textContent = `Model ${model.name}, version ${model.version}: ${model.labels.length} ${noun}`;
+    if (model.kind === "clips") {
+      clipModel = { task: model.task, frames: model.frames };
+      $("hint").textContent = `Drop a video here, or click to choose one (MP4, WebM, MKV, AVI, MOV or GIF; ${model.frames} frames are sampled)`;
+      $("file").accept = "video/*,.mp4,.m4v,.webm,.mkv,.avi,.mov,.gif";
+      $("ask").hidden = model.task !== "qa";
+    }
     document.querySelectorAll(".name").forEach((node) => { node.textContent = model.name; });
   } catch (error) {
     $("model").textContent = `The model is not ready (${error.message}); reload the page in a moment.`;
@@ -59,22 +69,41 @@ function drawBars(labels, probabilities) {
   }
 }
 
-async function predict(file) {
-  if (!file) return;
-  $("bars").replaceChildren();
-  const preview = $("preview");
+function show(file) {
+  const preview = clipModel ? $("clip") : $("preview");
   if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
+  if (clipModel) preview.play().catch(() => {}); // a format the browser cannot play is still sent
   $("hint").hidden = true;
+}
+
+async function instance(file) {
+  const encoded = { b64: await base64(file) };
+  if (!clipModel) return { image_bytes: encoded, key: file.name };
+  const body = { video_bytes: encoded, key: file.name };
+  if (clipModel.task === "qa") body.question = $("question").value;
+  return body;
+}
+
+async function predict(file) {
+  if (!file) return;
+  lastFile = file;
+  $("bars").replaceChildren();
   if (!modelName) await loadModel();
+  show(file);
+  if (clipModel && clipModel.task === "qa" && !$("question").value.trim()) {
+    showStatus("Type a question about the clip, then press Ask.", true);
+    $("question").focus();
+    return;
+  }
   showStatus(`Predicting ${file.name}…`);
   try {
     const started = performance.now();
     const response = await fetch(`/v1/models/${encodeURIComponent(modelName)}:predict`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ instances: [{ image_bytes: { b64: await base64(file) }, key: file.name }] }),
+      body: JSON.stringify({ instances: [await instance(file)] }),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
@@ -93,6 +122,8 @@ async function labelsOf() {
 }
 
 $("file").addEventListener("change", (event) => predict(event.target.files[0]));
+$("again").addEventListener("click", () => predict(lastFile));
+$("question").addEventListener("keydown", (event) => { if (event.key === "Enter") predict(lastFile); });
 const drop = $("drop");
 drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") $("file").click(); });
 for (const name of ["dragenter", "dragover"]) {
