@@ -1,7 +1,7 @@
 """`corolla data inspect`: what a prepared dataset holds, at a glance.
 
 Per-class counts, the files `prepare` skipped and why, duplicate groups, and a contact sheet
-PNG with sample images of every class (one row per class).
+PNG with sample images of every class (one row per class; a clip shows its middle frame).
 
 Example:
     report = inspect("data/fm")          # writes data/fm/contact_sheet.png
@@ -49,11 +49,14 @@ def _samples(manifest: Manifest, per_class: int) -> dict[int, list[np.ndarray]]:
     samples: dict[int, list[np.ndarray]] = {label: [] for label in range(manifest.num_classes)}
     needed = manifest.num_classes
     paths = [path for split in manifest.splits for path in manifest.shard_paths(split)]
+    clips = manifest.kind == "clips"
     for serialized in tf.data.TFRecordDataset(paths):
-        features = records.parse_example(serialized)
+        features = records.parse_clip_example(serialized) if clips else records.parse_example(serialized)
         label = int(features[records.LABEL])
         if len(samples[label]) < per_class:
-            samples[label].append(decode(features[records.IMAGE], channels=manifest.channels).numpy())
+            # A clip shows its middle frame: the sheet is for checking labels at a glance.
+            encoded = features[records.FRAMES][tf.shape(features[records.FRAMES])[0] // 2] if clips else features[records.IMAGE]
+            samples[label].append(decode(encoded, channels=manifest.channels).numpy())
             needed -= len(samples[label]) == per_class
             if needed == 0:
                 break
