@@ -77,3 +77,31 @@ def make_photo_folder(root: pathlib.Path, *, classes: int = 5, per_class: int = 
             (folder / f"{index:05d}.jpg").write_bytes(buffer.getvalue())
     marker.touch()
     return root
+
+
+def make_clip_folder(root: pathlib.Path, *, clips: int = 200, sizes=((64, 48), (96, 72), (128, 96)), seconds=(2.0, 4.0),
+                     fps: float = 25, codec: str = "libx264", suffix: str = ".mp4", seed: int = 0) -> pathlib.Path:
+    """`clips` synthetic clips (tests/clipgen.py: a square moving right or left on grey noise) in 2 class folders.
+
+    Sizes cycle through `sizes`; each clip lasts a seeded uniform `seconds` range at `fps`.
+    Reused when already there, so repeated benchmark runs compare the same files.
+    """
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+    from clipgen import make_clip
+
+    marker = root / f".complete-{clips}-{'_'.join(f'{w}x{h}' for w, h in sizes)}-{seconds[0]}-{seconds[1]}s-{fps}fps-{codec}"
+    if marker.exists():
+        return root
+    rng = np.random.default_rng(seed)
+    for index in range(clips):
+        direction = ("right", "left")[index % 2]
+        frames = max(2, round(rng.uniform(*seconds) * fps))
+        colour = tuple(int(v) for v in rng.integers(30, 226, 3))
+        make_clip(root / direction / f"{index:05d}{suffix}", direction=direction, colour=colour, size=sizes[index % len(sizes)],
+                  frames=frames, fps=fps, codec=codec, seed=seed * 100_003 + index)
+    marker.touch()
+    return root

@@ -63,6 +63,7 @@ from corolla.data.records import encode_clip_example, encode_example
 from corolla.data.sources import BUILTIN, Source, SourceItem, builtin_image
 
 CHUNK = 64  # images per Beam element
+CLIP_CHUNK = 4  # clips per Beam element: one clip is ~frames× an image's work, and small elements spread over the workers
 
 
 def read_bytes(path: str) -> bytes:
@@ -203,15 +204,18 @@ def run_pipeline(
     # The item list goes through a file, not beam.Create (which pickles and bz2-compresses every
     # element into the pipeline graph); a line holds CHUNK items to amortise per-element overhead.
     listing = storage.join(work, "items.jsonl")
+    chunk = CLIP_CHUNK if clips is not None else CHUNK
     with storage.open_file(listing, "w") as file:
-        for start in range(0, len(items), CHUNK):
-            file.write(json.dumps([dataclasses.asdict(item) for item in items[start : start + CHUNK]]) + "\n")
+        for start in range(0, len(items), chunk):
+            file.write(json.dumps([dataclasses.asdict(item) for item in items[start : start + chunk]]) + "\n")
     # --shards N is exact only on one worker (each parallel bundle would write its own N files).
     image_files = shards is None and not all(item.path.startswith(BUILTIN) for item in items)
     with beam.Pipeline(options=_options(beam_args or [], image_files=image_files)) as pipeline:
+        listed = pipeline | "List images" >> beam.io.ReadFromText(listing)
+        if image_files:  # the listing is one small file, read as one bundle: without this, one worker does everything
+            listed = listed | "Spread over workers" >> beam.Reshuffle()
         encoded = (
-            pipeline
-            | "List images" >> beam.io.ReadFromText(listing)
+            listed
             | "Validate, encode, write"
             >> beam.ParDo(
                 _EncodeAndWrite(source.classes, source.channels, image_size, work, target_shard_bytes, shards, find_duplicates, clips)
