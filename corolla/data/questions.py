@@ -42,10 +42,12 @@ def vectorizer(vocabulary: list[str], *, question_length: int):
     """A TextVectorization layer: string questions [n] → int64 token ids [n, question_length]."""
     import keras
 
-    return keras.layers.TextVectorization(
+    layer = keras.layers.TextVectorization(
         standardize=STANDARDIZE, split="whitespace", output_mode="int", output_sequence_length=question_length, vocabulary=vocabulary,
         name="question_vectorizer",
     )  # fmt: skip
+    layer.build()  # an export can track only a built layer (Keras builds it at its first call otherwise)
+    return layer
 
 
 def check_question(question: str, vocabulary: list[str]) -> list[str]:

@@ -38,12 +38,11 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         info.update(kind="clips", frames=config.frames, task=config.task, question_length=config.question_length, vocabulary=config.vocabulary)
     (version_dir / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
+    inputs, signatures = _inputs(config)
     formats = {}
     if (version_dir / "saved_model.pb").is_file():
         saved_model_bytes = sum(path.stat().st_size for name in SAVED_MODEL_FILES for path in [version_dir / name, *(version_dir / name).rglob("*")] if path.is_file())
-        formats["saved_model"] = {
-            "path": ".", "bytes": saved_model_bytes, "signatures": {"serving_default": ["image_bytes", "key"], "pixels": ["pixels"], "pixels_uint8": ["pixels"]}
-        }
+        formats["saved_model"] = {"path": ".", "bytes": saved_model_bytes, "signatures": signatures}
     if (version_dir / "model.onnx").is_file():
         formats["onnx"] = {"path": "model.onnx", "bytes": (version_dir / "model.onnx").stat().st_size, "input": "pixels", "output": "probabilities"}
     for path in sorted(version_dir.glob("model*.tflite")):
@@ -57,12 +56,9 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "corolla_version": corolla.__version__,
         "labels": config.classes,
-        "input": {
-            "image_bytes": "encoded JPEG, PNG, GIF (first frame) or BMP (SavedModel serving_default only)",
-            "pixels": {"shape": [None, size, size, channels], "dtype": "float32", "range": [0, 255]},
-            "preprocessing": f"decode to {channels} channel(s), then bilinear resize (antialiased when shrinking more than 2x) to {size}x{size} "
-            "(aspect ratio not kept); scaling to the network's range happens inside the model",
-        },
+        "kind": config.kind,
+        **({"frames": config.frames, "task": config.task} if config.kind == "clips" else {}),
+        "input": inputs,
         "output": {"probabilities": f"float32 [batch, {len(config.classes)}], in the order of labels.txt"},
         "formats": formats,
         "metrics": {key: metrics[key] for key in ("split", "count", "accuracy", "top_k_accuracy", "calibration") if key in metrics}
@@ -80,6 +76,30 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
     (version_dir / MODEL_CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return card
 
+
+def _inputs(config) -> tuple[dict, dict]:
+    """The card's input spec and the SavedModel's signatures: images, or clips (frames, and a question for QA)."""
+    size, channels = config.image_size, config.channels
+    preprocessing = (f"decode to {channels} channel(s), then bilinear resize (antialiased when shrinking more than 2x) to {size}x{size} "
+                     "(aspect ratio not kept); scaling to the network's range happens inside the model")  # fmt: skip
+    if config.kind != "clips":
+        inputs = {
+            "image_bytes": "encoded JPEG, PNG, GIF (first frame) or BMP (SavedModel serving_default only)",
+            "pixels": {"shape": [None, size, size, channels], "dtype": "float32", "range": [0, 255]},
+            "preprocessing": preprocessing,
+        }
+        return inputs, {"serving_default": ["image_bytes", "key"], "pixels": ["pixels"], "pixels_uint8": ["pixels"]}
+    qa = config.task == "qa"
+    inputs = {
+        "frames": f"each clip's sampled frames, encoded (JPEG/PNG), in time order; {config.frames} are used, shorter clips are padded and masked "
+        "(SavedModel serving_default; `corolla serve` and `corolla predict` also take the video file, sampled as `corolla prepare` samples it)",
+        "pixels": {"shape": [None, config.frames, size, size, channels], "dtype": "float32", "range": [0, 255], "padding_frames": -1.0},
+        "preprocessing": f"{config.frames} frames sampled uniformly over the clip's duration, each: {preprocessing}",
+    }
+    if qa:
+        inputs["question"] = f"the question in words (serving_default), or its {config.question_length} token ids (pixels: question_ids), vocabulary in corolla.json"
+    question = (["question"], ["question_ids"]) if qa else ([], [])
+    return inputs, {"serving_default": ["frames", *question[0], "key"], "pixels": ["pixels", *question[1]]}
 
 
 def export_summary(version_dir: pathlib.Path) -> dict:
