@@ -118,7 +118,7 @@ def test_tf_serving_status_and_metadata(server):
         assert set(signatures) == {"serving_default", "pixels", "pixels_uint8"}
         assert signatures["serving_default"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
         assert [d["size"] for d in signatures["pixels"]["inputs"]["pixels"]["tensor_shape"]["dim"]] == ["-1", "32", "32", "3"]
-    assert httpx.get(f"{server}/v1/models").json()["models"][0] == {"name": MODEL, "version": "1", "labels": ["blue", "green", "red"]}
+    assert httpx.get(f"{server}/v1/models").json()["models"][0] == {"name": MODEL, "version": "1", "labels": ["blue", "green", "red"], "kind": "images"}
 
 
 def test_predict_rows_and_columns_equal_in_process_keras(server, keras_predict):
