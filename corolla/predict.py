@@ -197,7 +197,7 @@ def _keras(run_dir: pathlib.Path, question: str | None):
         sample, decode, to_model = _sampled(dataclasses.asdict(config), question), decoder(config), batch_inputs(config)
 
         def run_clips(data: list[bytes]) -> np.ndarray:
-            decoded = [decode(tf.constant(inputs[0]), tf.constant(inputs[1])) if config.task == "qa" else decode(tf.constant(inputs))
+            decoded = [decode((tf.constant(inputs[0]), tf.constant(inputs[1])) if config.task == "qa" else tf.constant(inputs))
                        for inputs in map(sample, data)]  # fmt: skip
             batch = (tf.stack([d[0] for d in decoded]), tf.stack([d[1] for d in decoded])) if config.task == "qa" else tf.stack(decoded)
             return model.predict_on_batch(to_model(batch))

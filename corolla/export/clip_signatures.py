@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 
-from corolla.data.video import PAD_VALUE  # noqa: F401 (named in the docstring; the value the graph pads with)
-
 
 def pixel_specs(config, *, batch: int | None = None) -> list:
     """The pixel model's input specs: frames (and question ids), as ONNX and LiteRT take them.

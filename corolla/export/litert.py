@@ -63,7 +63,8 @@ def write_litert(model, path: str | os.PathLike, *, input_spec, quantize: str = 
 
 def signature(input_spec) -> list:
     """Keras' `input_signature` for one spec, or for a model taking a list of inputs (a clip QA model)."""
-    return [list(input_spec)] if isinstance(input_spec, (list, tuple)) and len(input_spec) > 1 else [input_spec[0] if isinstance(input_spec, (list, tuple)) else input_spec]
+    specs = list(input_spec) if isinstance(input_spec, (list, tuple)) else [input_spec]
+    return [specs] if len(specs) > 1 else specs
 
 
 class LiteRTRunner:
