@@ -19,6 +19,7 @@ from rich.table import Table
 from corolla.errors import CorollaError
 from corolla.models.cli import models_app
 from corolla.serve.cli import register as register_serve_commands
+from corolla.studio.cli import register as register_studio_command
 from corolla.train.cli import register as register_train_command
 
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
@@ -91,6 +92,7 @@ def prepare(
     eval_fraction: float = typer.Option(0.1, help="Share of each class held out for evaluation (seeded), when there is no --eval or official test set."),
     shards: Optional[int] = typer.Option(None, help="Shards per split \\[default: a new shard every ~100 MB]."),
     labels: Optional[pathlib.Path] = typer.Option(None, help="labels.txt fixing the class order (one label per line)."),
+    overrides: Optional[pathlib.Path] = typer.Option(None, help="CSV of `key,label` lines applied before the split: relabel the item with that record key (e.g. roses/1.jpg, as in report/predictions.csv) to an existing or new class, or exclude it when the label is empty."),
     find_duplicates: bool = typer.Option(True, help="List files with identical bytes in the manifest (train/eval leaks flagged)."),
     seed: int = typer.Option(42, help="Seed of the train/eval split and shard order."),
     overwrite: bool = typer.Option(False, help="Replace what a previous prepare wrote in --out."),
@@ -105,7 +107,7 @@ def prepare(
 
     manifest = run_prepare(
         source, out=out, eval_source=eval_source, image_size=image_size, eval_fraction=eval_fraction, shards=shards,
-        labels_file=str(labels) if labels else None, find_duplicates=find_duplicates, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
+        labels_file=str(labels) if labels else None, overrides=overrides, find_duplicates=find_duplicates, seed=seed, overwrite=overwrite, beam_args=[f"--runner={runner}", *context.args],
         kind=kind, frames=frames, fps=fps, max_seconds=max_seconds,
     )
     what = f"clips of {manifest.frames} frames, " if manifest.kind == "clips" else ""
@@ -116,6 +118,9 @@ def prepare(
     console.print(table)
     for note in manifest.notes:
         console.print(f"[yellow]note:[/] {note}")
+    if manifest.overrides:
+        applied = manifest.overrides
+        console.print(f"Overrides {applied['file']}: {applied['relabelled']} relabelled, {applied['excluded']} excluded, {len(applied['unmatched'])} unmatched key(s)", highlight=False, markup=False)
     if manifest.skipped:
         console.print(f"[yellow]Skipped {len(manifest.skipped)} file(s)[/] (reasons in {out / 'manifest.json'}), e.g. {manifest.skipped[0]['source']}: {manifest.skipped[0]['reason']}")
     console.print(f"Next: corolla train {out}")
@@ -130,7 +135,7 @@ def evaluate(
     data: Optional[pathlib.Path] = typer.Option(None, help="Prepared data (its --split), or a folder of class sub-folders / CSV of `path,label` (all of it). Default: the data the run trained on."),
     split: str = typer.Option("eval", help="Split of prepared data to evaluate."),
 ):
-    """Metrics, confusion matrix, calibration and worst mistakes → RUN_DIR/report/ (index.html, metrics.json, PNGs)."""
+    """Metrics, confusion matrix, calibration and worst mistakes → RUN_DIR/report/ (index.html, metrics.json, predictions.csv of every example sorted by loss, PNGs)."""
     from corolla.evaluate import evaluate as run_evaluate
     from corolla.evaluate.report import print_summary
 
@@ -188,6 +193,7 @@ def predict(
 
 
 register_serve_commands(app)  # `serve` and its tools live in corolla/serve/cli.py
+register_studio_command(app)  # `studio`: the web app, in corolla/studio/cli.py
 
 
 @app.command()

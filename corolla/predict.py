@@ -135,7 +135,7 @@ def _reason(error: Exception) -> str:
 def _predictor(model, url, model_name, timeout, question):
     """Yields (run(list of encoded files) → probabilities [n, classes], labels, kind); run raises ValueError for undecodable ones."""
     if model is not None:
-        run, labels, kind, task = _local(pathlib.Path(model), question)
+        run, labels, kind, task = local_predictor(pathlib.Path(model), question)
     else:
         import httpx
 
@@ -166,7 +166,8 @@ def _sampled(info: dict, question: str | None):
     return sample
 
 
-def _local(path: pathlib.Path, question: str | None):
+def local_predictor(path: pathlib.Path, question: str | None = None):
+    """(run(list of encoded files) → probabilities, labels, kind, task) for an export or a run folder."""
     from corolla.runtime.exported import ExportedModel, find_version
 
     if (path / CONFIG).is_file():
