@@ -64,6 +64,8 @@ class Manifest:
     clips: dict | None = None  # clips: {"frames"|"duration_s"|"fps": {"min", "mean", "max"}, "sampling": …, "variable_frame_rate": n}
     task: str = "classify"  # or "qa": classes are the answers, questions use VOCABULARY
     question_length: int = 0  # qa: tokens per question the model takes
+    # prepare --overrides: {"file", "relabelled", "excluded", "unchanged", "new_classes", "dropped_classes", "unmatched": [keys]}
+    overrides: dict | None = None
 
     @property
     def vocabulary(self) -> list[str]:

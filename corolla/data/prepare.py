@@ -5,6 +5,7 @@ DirectRunner by default; any Beam runner (Dataflow, Flink, Spark) by passing its
 Example:
     manifest = prepare("photos/", out="data/flowers")
     manifest = prepare("fashion-mnist", out="data/fm")
+    manifest = prepare("photos/", out="data/flowers", overrides="fixes.csv")   # key,label: relabel or exclude
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pathlib
 from corolla.data import storage
 from corolla.data.clip_manifest import clip_sampling, with_clip_fields
 from corolla.data.manifest import MANIFEST, VOCABULARY, Manifest, Shard, Split
+from corolla.data.overrides import apply_overrides, read_overrides
 from corolla.data.sources import EVAL, TRAIN, Source, resolve_source, split_items, with_eval_source
 from corolla.errors import CorollaError
 
@@ -34,6 +36,7 @@ def prepare(
     shards: int | None = None,
     target_shard_bytes: int = TARGET_SHARD_BYTES,
     labels_file: str | None = None,
+    overrides: str | os.PathLike | None = None,
     find_duplicates: bool = True,
     seed: int = 42,
     overwrite: bool = False,
@@ -56,17 +59,25 @@ def prepare(
     Clips (`kind` "clips", or "auto" finding videos): `frames` (default 16) sampled uniformly over
     each clip's real duration, or every 1/`fps` s; clips longer than `max_seconds` (default 120)
     are skipped. A CSV of `path,question,answer` prepares question answering.
+
+    `overrides`: a CSV of `key,label` lines relabelling items (to an existing or a new class) or,
+    with an empty label, excluding them, before the split (see `corolla.data.overrides`).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if not 0 <= eval_fraction < 1:
         raise CorollaError(f"eval_fraction must be in [0, 1). Received: eval_fraction={eval_fraction}")
     if shards is not None and shards < 1:
         raise CorollaError(f"shards must be ≥ 1. Received: shards={shards}")
+    fixes = read_overrides(overrides) if overrides is not None else None
     resolved = resolve_source(source, labels_file=labels_file, kind=kind)
     if eval_source is not None:
         resolved = with_eval_source(resolved, resolve_source(eval_source, labels_file=labels_file, kind=resolved.kind))
+    applied = None
+    if fixes is not None:
+        resolved, applied = apply_overrides(resolved, fixes, path=str(overrides), labels_file=labels_file)
     noun = "clips" if resolved.kind == "clips" else "images"
     if not resolved.items:
         raise CorollaError(f"No {noun} found in {resolved.description}.")
@@ -74,6 +85,9 @@ def prepare(
     out = str(out) if storage.is_remote(out) else pathlib.Path(out)
     _check_output(out, overwrite)
     console = Console(stderr=True, quiet=not verbose)
+    if applied and applied["unmatched"]:
+        unmatched = applied["unmatched"]  # files may have been removed since FILE was written: reported, not fatal
+        console.print(f"[yellow]warning:[/] {len(unmatched)} key(s) in {escape(str(overrides))} match no item (listed in the manifest), e.g. {escape(repr(unmatched[0]))}", highlight=False)
     image_size = image_size or resolved.native_size or DEFAULT_IMAGE_SIZE
     items = split_items(resolved.items, eval_fraction=eval_fraction, seed=seed)
 
@@ -89,6 +103,7 @@ def prepare(
             target_shard_bytes=target_shard_bytes, shards=shards, find_duplicates=find_duplicates, beam_args=beam_args,
         )
     manifest = _finish(work, out, resolved, image_size=image_size, eval_fraction=eval_fraction)
+    manifest.overrides = applied
     if clips is not None:
         manifest = with_clip_fields(manifest, work, items, resolved, clips)
     manifest.save(out)  # written last: a folder without manifest.json is an unfinished prepare

@@ -1,6 +1,7 @@
 """`corolla evaluate`: where the model is right and wrong, as numbers, plots and one HTML page.
 
-Writes RUN_DIR/report/metrics.json, PNG plots and a self-contained RUN_DIR/report/index.html.
+Writes RUN_DIR/report/metrics.json, predictions.csv (every example: key, label, predicted,
+confidence, loss; highest loss first), PNG plots and a self-contained RUN_DIR/report/index.html.
 
 Example:
     metrics = evaluate("runs/fm")                       # the eval split the run trained with
@@ -44,6 +45,7 @@ def evaluate(
     metrics.update(split=predictions.split, data_dir=str(data), checkpoint=str(run.best_checkpoint), skipped=predictions.skipped)
     run.report_dir.mkdir(exist_ok=True)
     write_text(run.report_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_text(run.report_dir / "predictions.csv", predictions.to_csv(run.config.classes))
     write_report(run, metrics, predictions.mistakes)
     return metrics
 

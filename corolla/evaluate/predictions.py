@@ -8,12 +8,15 @@ filmstrip of its frames for a clip. Clips go through `corolla.data.clip_pipeline
 (and, for QA, the run's question vectorizer), as in training.
 
 Example:
-    predictions = collect_predictions(Run("runs/fm"), "photos/")
-    predictions.probabilities.shape, predictions.mistakes[0].key
+    run = Run("runs/fm")
+    predictions = collect_predictions(run, "photos/")
+    predictions.probabilities.shape, predictions.mistakes[0].key, predictions.keys[0]
+    predictions.to_csv(run.config.classes)      # key,label,predicted,confidence,loss; worst first
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import heapq
 import io
@@ -48,6 +51,24 @@ class Predictions:
     mistakes: list[Mistake]  # worst first
     split: str
     skipped: list[dict[str, str]]
+    keys: list[str] = dataclasses.field(default_factory=list)  # of every example, in the order of `truth`
+
+    def losses(self) -> np.ndarray:
+        """Cross-entropy of each example's true class (probabilities floored at 1e-12, as for `mistakes`)."""
+        return -np.log(np.maximum(self.probabilities[np.arange(len(self.truth)), self.truth], 1e-12))
+
+    def to_csv(self, classes: list[str]) -> str:
+        """`key,label,predicted,confidence,loss`, one row per example, highest loss first.
+
+        `confidence` is the probability of the predicted class; labels are class names.
+        """
+        losses, predicted = self.losses(), self.probabilities.argmax(axis=-1)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["key", "label", "predicted", "confidence", "loss"])
+        for i in sorted(range(len(self.truth)), key=lambda i: (-losses[i], self.keys[i])):
+            writer.writerow([self.keys[i], classes[self.truth[i]], classes[predicted[i]], f"{self.probabilities[i, predicted[i]]:.6g}", f"{losses[i]:.6g}"])
+        return buffer.getvalue()
 
 
 @dataclasses.dataclass
@@ -124,7 +145,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
     decode, to_model = decoder(config), batch_inputs(config)
     dataset = images.dataset.map(lambda inputs, label, key: (decode(inputs), label, key), num_parallel_calls=AUTOTUNE)
     model = run.load_model()
-    truths, probabilities, worst = [], [], []
+    truths, probabilities, worst, all_keys = [], [], [], []
     noun = "clips" if config.kind == "clips" else "images"
     with Progress(transient=True, disable=not verbose) as progress:
         task = progress.add_task(f"Evaluating {images.count:,} {noun}", total=images.count)
@@ -133,6 +154,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
             labels = labels.numpy()
             truths.append(labels)
             probabilities.append(scores)
+            all_keys += [key.decode("utf-8", "replace") for key in keys.numpy()]
             pixels = inputs[0] if isinstance(inputs, tuple) else inputs
             _keep_worst(worst, mistakes, pixels.numpy(), labels, scores, keys.numpy())
             progress.advance(task, len(labels))
@@ -142,7 +164,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
             f"No usable images to evaluate in {data} (split '{images.split}'; {len(images.skipped)} skipped"
             f"{', e.g. ' + reasons if reasons else ''}). Received: data={str(data)!r}, split={split!r}"
         )
-    return Predictions(np.concatenate(truths), np.concatenate(probabilities), sorted(worst, reverse=True), images.split, images.skipped)
+    return Predictions(np.concatenate(truths), np.concatenate(probabilities), sorted(worst, reverse=True), images.split, images.skipped, all_keys)
 
 
 def _unprepared(spec: str, config, *, split: str | None, limit: int | None, seed: int) -> LabelledImages:
