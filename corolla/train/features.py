@@ -82,11 +82,11 @@ def split_at_features(model):
     return extractor, keras.Model(inputs, x, name="head")
 
 
-def compute_features(extractor, dataset):
+def compute_features(extractor, dataset, *, on_batch=None):
     """(features, labels) as NumPy arrays, one pass over a batched dataset.
 
     For inputs (frames, question ids) the extractor sees the frames, and the features come back
-    as (features, question ids): the head's two inputs.
+    as (features, question ids): the head's two inputs. `on_batch(n)` is told each batch's size.
     """
     features, extras, labels = [], [], []
     for inputs, batch_labels in dataset:
@@ -95,6 +95,8 @@ def compute_features(extractor, dataset):
             extras.append(np.asarray(extra))
         features.append(np.asarray(extractor.predict_on_batch(inputs)))  # compiled: ~2.5× an eager call per batch
         labels.append(np.asarray(batch_labels))
+        if on_batch is not None:
+            on_batch(len(labels[-1]))
     features = np.concatenate(features)
     return ((features, np.concatenate(extras)) if extras else features), np.concatenate(labels)
 
@@ -106,3 +108,29 @@ def feature_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: i
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def cached_feature_data(network, data, settings, *, verbose: int, on_batch=None):
+    """(head, train features, eval features or None, feature_pass) for a stage training `network`'s head alone.
+
+    `data` holds the stage's datasets (`plain_train()`, `eval`, `global_batch`); `feature_pass`
+    is {"images", "seconds", "images_per_second"} of the encoder's one pass over both splits.
+    """
+    import time
+
+    extractor, head = split_at_features(network)
+    if verbose:
+        print("Frozen encoder, no augmentation: computing its features once, then training the head on them.")
+    started = time.perf_counter()
+    train_features = compute_features(extractor, data.plain_train(), on_batch=on_batch)
+    train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
+    images, eval_data = len(train_features[1]), None
+    if data.eval is not None:
+        eval_features = compute_features(extractor, data.eval, on_batch=on_batch)
+        eval_data = feature_dataset(*eval_features, batch_size=data.global_batch, shuffle=False, seed=settings.seed)
+        images += len(eval_features[1])
+    seconds = time.perf_counter() - started
+    if verbose:
+        print(f"Features: {images:,} {settings.kind} in {seconds:.1f} s ({images / seconds:,.0f}/s through the frozen encoder).")
+    train_data = train_data.repeat() if settings.train_steps else train_data
+    return head, train_data, eval_data, {"images": images, "seconds": seconds, "images_per_second": images / seconds}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import time
 
 from corolla.config import TrainConfig
 from corolla.errors import CorollaError
@@ -92,12 +91,15 @@ def total_epochs(settings: TrainConfig) -> int:
     return stage_epochs(settings) + ((settings.fine_tune_epochs or settings.epochs) if settings.fine_tune else 0)
 
 
-def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, *, verbose: int) -> dict:
-    """Train (or continue) both stages; returns the final progress state."""
+def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, *, verbose: int, events=None) -> dict:
+    """Train (or continue) both stages; returns the final progress state. `events`: a ProgressLog (None: none kept)."""
     import keras
     import tensorflow as tf
 
     from corolla.train import distribute
+    from corolla.train.progress import ProgressLog
+
+    events = ProgressLog(None) if events is None else events
 
     strategy = distribute.make_strategy(settings.distribute)
     write_dir = distribute.worker_dir(run_dir)  # the chief writes RUN_DIR, other workers their own folder
@@ -112,11 +114,11 @@ def fit(settings: TrainConfig, manifest, run_dir: pathlib.Path, progress: dict, 
     first = stage_epochs(settings)
     try:
         if progress.get("epoch", 0) < first and progress.get("stage", "train") == "train":
-            progress = _stage("train", settings, data, strategy, run_dir, progress, learning_rate=learning_rate, end_epoch=first, verbose=verbose)
+            progress = _stage("train", settings, data, strategy, run_dir, progress, learning_rate=learning_rate, end_epoch=first, verbose=verbose, events=events)
         if settings.fine_tune:
             fine_rate = (settings.fine_tune_learning_rate or settings.learning_rate / 10) * learning_rate / settings.learning_rate
             end = total_epochs(settings)
-            progress = _stage("fine_tune", settings, data, strategy, run_dir, progress, learning_rate=fine_rate, end_epoch=end, verbose=verbose)
+            progress = _stage("fine_tune", settings, data, strategy, run_dir, progress, learning_rate=fine_rate, end_epoch=end, verbose=verbose, events=events)
     except tf.errors.UnavailableError as error:  # a peer worker died: collectives abort
         raise CorollaError(
             f"Another training worker stopped ({str(error).splitlines()[0][:200]}). Restart every worker with the same "
@@ -152,12 +154,13 @@ class _Data:
         self.monitor = "val_accuracy" if self.eval is not None else "accuracy"
 
 
-def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate, end_epoch, verbose) -> dict:
+def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate, end_epoch, verbose, events) -> dict:
     import keras
 
     from corolla.train.callbacks import RunCheckpoints
     from corolla.train.distribute import last_checkpoint, worker_dir
-    from corolla.train.features import compute_features, feature_dataset, split_at_features
+    from corolla.train.features import cached_feature_data
+    from corolla.train.progress import FeatureProgress, TrainingProgress
 
     write_dir = worker_dir(run_dir)
     checkpoints = write_dir / "checkpoints"
@@ -177,35 +180,25 @@ def _stage(stage, settings, data, strategy, run_dir, progress, *, learning_rate,
         optimizer = network.optimizer if resuming else _optimizer(settings, learning_rate, steps * (end_epoch - stage_start))
         _compile(network, optimizer, settings)
 
+    events.start(settings, stage=stage, epoch=start_epoch, epochs=total_epochs(settings), end_epoch=end_epoch, steps=steps, global_batch=data.global_batch)
     fitted, train_data, eval_data, feature_pass = network, data.train, data.eval, None
     cached = stage == "train" and _use_cached_features(settings, network)
     if cached:
-        extractor, head = split_at_features(network)
-        if verbose:
-            print("Frozen encoder, no augmentation: computing its features once, then training the head on them.")
-        started = time.perf_counter()
-        train_features = compute_features(extractor, data.plain_train())
-        train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
-        images = len(train_features[1])
-        if data.eval is not None:
-            eval_features = compute_features(extractor, data.eval)
-            eval_data = feature_dataset(*eval_features, batch_size=data.global_batch, shuffle=False, seed=settings.seed)
-            images += len(eval_features[1])
-        seconds = time.perf_counter() - started
-        feature_pass = {"images": images, "seconds": seconds, "images_per_second": images / seconds}
-        if verbose:
-            print(f"Features: {images:,} {settings.kind} in {seconds:.1f} s ({images / seconds:,.0f}/s through the frozen encoder).")
-        if settings.train_steps:
-            train_data = train_data.repeat()
-        _compile(head, optimizer, settings)
-        fitted = head
+        report = FeatureProgress(events, stage=stage, images=settings.train_images + settings.eval_images)
+        fitted, train_data, eval_data, feature_pass = cached_feature_data(network, data, settings, verbose=verbose, on_batch=report)
+        report.finish()
+        _compile(fitted, optimizer, settings)
 
+    images_per_epoch = steps * data.global_batch if settings.train_steps else settings.train_images
     checkpointer = RunCheckpoints(
-        checkpoints, write_dir, monitor=data.monitor, stage=stage, progress=progress,
-        images_per_epoch=steps * data.global_batch if settings.train_steps else settings.train_images,
+        checkpoints, write_dir, monitor=data.monitor, stage=stage, progress=progress, images_per_epoch=images_per_epoch,
         end_epoch=end_epoch, save_model=network if cached else None, feature_pass=feature_pass,
     )  # fmt: skip
-    callbacks = [checkpointer, keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs" / stage), write_graph=False)]
+    reporter = TrainingProgress(  # after the checkpointer: it reports the history row just written
+        events, stage=stage, history=checkpointer.history, epochs=total_epochs(settings), steps=steps, batch_size=data.global_batch,
+        images_per_epoch=images_per_epoch, speed_name=checkpointer.speed_name,
+    )  # fmt: skip
+    callbacks = [checkpointer, reporter, keras.callbacks.TensorBoard(log_dir=str(write_dir / "logs" / stage), write_graph=False)]
     if settings.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=data.monitor, mode="max", patience=settings.early_stopping))
     fitted.fit(

@@ -6,6 +6,8 @@
     RUN_DIR/history.json, .csv        per-evaluation metrics, LR, seconds, img/s (head_images_per_second and
                                       feature_pass when a frozen backbone's features were cached)
     RUN_DIR/logs/                     TensorBoard
+    RUN_DIR/progress.jsonl            live events, one JSON line each: start, features, batch, epoch, end
+                                      (corolla/train/progress.py); appended to, ids continuing, on resume
 
 Reusing a RUN_DIR with the same settings continues it from `last.keras` (as the seeds do), after
 Ctrl-C, `kill -9` or a crash; different settings are refused unless `overwrite=True`.
@@ -67,9 +69,20 @@ def train(
         if verbose:
             print(f"{run_dir} is already complete ({total_epochs} epochs); nothing to do.", file=sys.stderr)
         return _summary(run_dir, settings, progress, seconds=0.0)
+    from corolla.train.distribute import task_info  # Keras and TensorFlow: not before the settings are checked
+    from corolla.train.progress import PROGRESS_FILE, ProgressLog, stop_on_sigterm
+
+    events = ProgressLog(run_dir / PROGRESS_FILE if task_info()[2] else None)  # the chief's alone
     started = time.perf_counter()
-    progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0)
-    return _summary(run_dir, settings, progress, seconds=time.perf_counter() - started)
+    try:
+        with stop_on_sigterm():
+            progress = session.fit(settings, manifest, run_dir, progress, verbose=(1 if sys.stderr.isatty() else 2) if verbose else 0, events=events)
+    except BaseException as error:  # Ctrl-C and SIGTERM too: the progress file says how the run ended
+        events.failed(error)
+        raise
+    summary = _summary(run_dir, settings, progress, seconds=time.perf_counter() - started)
+    events.end(progress, epochs=total_epochs, monitor=summary["monitor"], seconds=summary["seconds"])
+    return summary
 
 
 def _resolve(data_dir, *, out, config, recipe, resume, options) -> TrainConfig:
