@@ -74,7 +74,7 @@ def create_app(workdir, *, root=None, host: str = "127.0.0.1", port: int = 8600,
         text = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{csrf}}", html.escape(app.state.sessions.csrf_token(session)))
         response = HTMLResponse(text, headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; frame-ancestors 'none'"})
         response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
-        if token and request.query_params.get("token") == token:
+        if token and secrets.compare_digest(request.query_params.get("token", ""), token):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
 
@@ -102,16 +102,22 @@ def create_app(workdir, *, root=None, host: str = "127.0.0.1", port: int = 8600,
     @app.post("/api/projects/{name}/classes", status_code=201)
     def add_class(name: str, body: Name):
         project = project_store.open_project(workdir, name)
-        return {"class": project.add_class(body.name), "command": f"mkdir -p {project.pictures / body.name.strip()}"}
+        added = project.add_class(body.name)
+        project.write_prepare_inputs()  # items.csv/overrides.csv follow every class change: the CLI line shown stays true
+        return {"class": added, "command": f"mkdir -p {project.pictures / added}"}
 
     @app.patch("/api/projects/{name}/classes/{class_name}")
     def rename_class(name: str, class_name: str, body: Name):
         project = project_store.open_project(workdir, name)
-        return {"class": project.rename_class(class_name, body.name), "command": "recorded in project.json; applied by the next prepare"}
+        renamed = project.rename_class(class_name, body.name)
+        project.write_prepare_inputs()
+        return {"class": renamed, "command": "recorded in project.json; applied by the next prepare"}
 
     @app.delete("/api/projects/{name}/classes/{class_name}")
     def remove_class(name: str, class_name: str):
-        project_store.open_project(workdir, name).remove_class(class_name)
+        project = project_store.open_project(workdir, name)
+        project.remove_class(class_name)
+        project.write_prepare_inputs()
         return {"removed": class_name, "note": "No file was deleted: add a class of that name again to bring it back."}
 
     @app.post("/api/projects/{name}/classes/{class_name}/pictures")
@@ -143,10 +149,16 @@ def create_app(workdir, *, root=None, host: str = "127.0.0.1", port: int = 8600,
         path = known_picture(project, key)
         from PIL import Image
 
-        with Image.open(path) as image:
-            image.thumbnail((THUMBNAIL, THUMBNAIL))
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, "JPEG", quality=85)
+        try:
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_UPLOAD_PIXELS:  # a linked folder's decompression bomb: never decoded
+                    raise Refused(f"{key!r} is too large to show ({image.width}x{image.height} pixels).", status=422)
+                image.draft("RGB", (THUMBNAIL, THUMBNAIL))  # JPEG: decode at a fraction of the size
+                image.thumbnail((THUMBNAIL, THUMBNAIL))
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, "JPEG", quality=85)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:  # a linked file that is no (whole) picture
+            raise Refused(f"Cannot show {key!r}: not a readable picture ({error}).", status=422) from None
         return Response(buffer.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @app.post("/api/projects/{name}/prepare")

@@ -22,6 +22,7 @@ def studio(
     """A local web app: bring pictures, train, review mistakes, try it and ship it, each step also shown as its CLI command."""
     import uvicorn
     from rich.console import Console
+    from rich.markup import escape
 
     from corolla.studio.app import create_app, new_token
     from corolla.studio.security import is_loopback
@@ -31,7 +32,8 @@ def studio(
     app = create_app(workdir, root=root, host=host, port=port, token=token)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/" + (f"?token={token}" if token else "")
-    Console(stderr=True).print(f"corolla studio: projects in {pathlib.Path(workdir).resolve()}; open [bold]{url}[/]")
+    # soft_wrap: the URL stays on one line, whole, to copy (and for scripts that read it)
+    Console(stderr=True).print(f"corolla studio: projects in {escape(str(pathlib.Path(workdir).resolve()))}; open [bold]{escape(url)}[/]", soft_wrap=True, highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -2,8 +2,10 @@
 
 A job is a list of `corolla …` commands (prepare, train, evaluate; or export) run one after the
 other as child processes — the very commands the page shows — so the CLI can redo anything the
-studio did, and a crash in training never takes the studio down. Its record, FOLDER/studio_NAME.json,
-and its log, FOLDER/studio_NAME.log, live next to what it makes (for a run: the run folder).
+studio did, and a crash in training never takes the studio down. They start through
+`corolla.studio.child`, so none outlives the studio, even one killed with SIGKILL. A job's
+record, FOLDER/studio_NAME.json, and its log, FOLDER/studio_NAME.log, live next to what it
+makes (for a run: the run folder).
 
 States: queued → running → finished | failed (with the log's last lines) | stopped | interrupted
 (the studio stopped while it ran: a training run then resumes from its last checkpoint).
@@ -32,6 +34,7 @@ from corolla.data.storage import write_text
 
 ACTIVE = ("queued", "running")
 LOG_TAIL = 20
+RECOVER_WAIT_SECONDS = 120  # at start-up, how long a job's leftover process may take to end
 
 
 def command_line(arguments: list[str]) -> str:
@@ -73,6 +76,7 @@ class JobRunner:
         self._queues: dict[str, queue.Queue] = {}
         self._processes: dict[pathlib.Path, subprocess.Popen] = {}
         self._stopped: set[pathlib.Path] = set()
+        self._closing = False  # set by shutdown: what it stops is "interrupted", not "stopped"
         self._lock = threading.Lock()
 
     def submit(self, project, folder: pathlib.Path, name: str, steps: list[list[str]]) -> Job:
@@ -105,6 +109,7 @@ class JobRunner:
     def shutdown(self) -> None:
         """Studio exit: running jobs become 'interrupted' (resumable), their processes ended."""
         with self._lock:
+            self._closing = True
             processes = list(self._processes.items())
             self._stopped.update(record for record, _ in processes)
         for record, process in processes:
@@ -116,30 +121,40 @@ class JobRunner:
             job = jobs.get()
             if job.read().get("state") != "queued":  # stopped while waiting
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception as error:  # the worker must outlive a job it could not even start
+                job.update(state="failed", ended=time.time(), error=f"The studio could not run this job: {type(error).__name__}: {error}")
 
     def _run(self, job: Job) -> None:
         steps = job.read()["steps"]
         job.update(state="running", started=time.time())
         environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "COLUMNS": "120"}
         for index, step in enumerate(steps):
-            with open(job.log, "ab") as log:
-                log.write(f"$ {command_line(step)}\n".encode())
-                log.flush()
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "corolla.cli", *step], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=environment, start_new_session=True,
-                )
-            with self._lock:
-                self._processes[job.record] = process
+            with self._lock:  # a stop that came before this step (or between two) ends the job here
+                if job.record in self._stopped or self._closing:
+                    process = None
+                else:
+                    with open(job.log, "ab") as log:
+                        log.write(f"$ {command_line(step)}\n".encode())
+                        log.flush()
+                        # corolla.studio.child is `corolla ARGS` that ends when the studio does (stdin: a pipe held open here).
+                        process = subprocess.Popen(
+                            [sys.executable, "-m", "corolla.studio.child", *step], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+                            env=environment, start_new_session=True,
+                        )
+                    self._processes[job.record] = process
+            if process is None:
+                job.update(state="interrupted" if self._closing else "stopped", ended=time.time())
+                return
             job.update(step=index, pid=process.pid)
             code = process.wait()
+            process.stdin.close()
             with self._lock:
                 self._processes.pop(job.record, None)
-                stopped = job.record in self._stopped
+                stopped, closing = job.record in self._stopped, self._closing
             if stopped:
-                if job.read().get("state") != "interrupted":
-                    job.update(state="stopped", ended=time.time(), returncode=code)
+                job.update(state="interrupted" if closing else "stopped", ended=time.time(), returncode=code)
                 return
             if code != 0:
                 tail = job.log_tail()
@@ -150,21 +165,48 @@ class JobRunner:
         job.update(state="finished", ended=time.time(), returncode=0)
 
 
-def recover(job: Job) -> None:
-    """At studio start: a job recorded as queued/running whose process is gone was interrupted."""
+def recover(job: Job, *, wait: float = RECOVER_WAIT_SECONDS) -> threading.Thread | None:
+    """At studio start: a job recorded as queued/running whose process is gone was interrupted.
+
+    A process still there is most often one its killed studio left ending (it gets SIGTERM when
+    its studio goes, see corolla.studio.child, and may take a few seconds to write its last
+    lines): a thread then marks the job once the process is gone, and returns; after `wait`
+    seconds it leaves the record alone (another studio on the same folder may own the job).
+    """
     state = job.read()
-    if state.get("state") in ACTIVE and not _alive(state.get("pid")):
+    if state.get("state") not in ACTIVE:
+        return None
+    if not _alive(state.get("pid")):
         job.update(state="interrupted", ended=time.time())
+        return None
+
+    def watch():
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if not _alive(state.get("pid")):
+                if job.read().get("pid") == state.get("pid") and job.read().get("state") in ACTIVE:
+                    job.update(state="interrupted", ended=time.time())
+                return
+
+    thread = threading.Thread(target=watch, daemon=True, name=f"recover-{job.record}")
+    thread.start()
+    return thread
 
 
 def _alive(pid: int | None) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
     if not pid:
         return False
     try:
         os.kill(pid, 0)
     except OSError:
         return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:  # Linux: "PID (NAME) STATE …"
+            return file.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 def _terminate(process: subprocess.Popen) -> None:

@@ -90,7 +90,10 @@ class Project:
     def add_class(self, name: str) -> str:
         name = check_class_name(name, self.classes())
         (self.pictures / name).mkdir(parents=True, exist_ok=True)
-        self.state["class_map"].pop(name, None)  # a removed class of that name comes back
+        self.state["class_map"].pop(name, None)  # a removed class of that name comes back …
+        for original in self.state.setdefault("removed", {}).pop(name, []):  # … with every folder it was made of (renamed ones too)
+            if original != name:
+                self.state["class_map"][original] = name
         if name not in self.state["class_order"]:
             self.state["class_order"].append(name)
         self.save()
@@ -102,14 +105,21 @@ class Project:
         for original in self._originals(old):
             self.state["class_map"][original] = new
         self.state["class_order"] = [new if name == old else name for name in self.state["class_order"]]
+        overrides = self.state["overrides"]
+        for key, label in overrides.items():  # pictures moved to the class follow it (else prepare would make `old` again)
+            if label == old:
+                overrides[key] = new
         self.save()
         return new
 
     def remove_class(self, name: str) -> None:
         """The class and its pictures leave the data (nothing is deleted); add it again to undo."""
         self._known(name)
-        for original in self._originals(name):
+        originals = self._originals(name)
+        for original in originals:
             self.state["class_map"][original] = None
+        self.state["class_map"][name] = None  # also when it is only a name (a renamed class has no folder of its own)
+        self.state.setdefault("removed", {})[name] = sorted(set(originals) - {name})
         self.save()
 
     def _known(self, name: str) -> None:
@@ -191,7 +201,8 @@ class Project:
         overrides = io.StringIO()
         writer = csv.writer(overrides)
         writer.writerow(["key", "label"])
-        writer.writerows(sorted(self.state["overrides"].items()))
+        classes = set(self.classes())  # a picture moved to a class removed since leaves with that class
+        writer.writerows(sorted((key, label if label in classes else "") for key, label in self.state["overrides"].items()))
         write_text(self.overrides_csv, overrides.getvalue())
 
     def prepare_arguments(self, *, image_size: int = 96) -> list[str]:
@@ -201,7 +212,7 @@ class Project:
         """Every run folder under runs/, the CLI's too (any folder holding a config.yaml)."""
         if not self.runs_dir.is_dir():
             return []
-        return sorted(folder for folder in self.runs_dir.iterdir() if (folder / "config.yaml").is_file() or (folder / "studio_job.json").is_file())
+        return sorted(folder for folder in self.runs_dir.iterdir() if (folder / "config.yaml").is_file() or (folder / "studio_train.json").is_file())
 
     def next_run_dir(self) -> pathlib.Path:
         numbers = [int(folder.name) for folder in self.runs_dir.iterdir() if folder.name.isdigit()] if self.runs_dir.is_dir() else []

@@ -138,7 +138,10 @@ def add_run_routes(app: FastAPI) -> None:
         if predictions_file.is_file():
             with open(predictions_file, newline="", encoding="utf-8") as file:
                 rows = [{**row, "confidence": float(row["confidence"]), "loss": float(row["loss"])} for row in csv.DictReader(file)]
-        return {"metrics": json.loads(metrics_file.read_text(encoding="utf-8")), "predictions": rows, "command": f"corolla evaluate {folder}"}
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+        # The confusion matrix's row/column order (a JSON object's keys are no order a page can trust: "10" sorts before "9").
+        classes = _run_classes(folder) or list(metrics.get("per_class", {}))
+        return {"metrics": metrics, "classes": classes, "predictions": rows, "command": f"corolla evaluate {folder}"}
 
     @app.post("/api/projects/{name}/overrides")
     def override(name: str, body: OverrideRequest):
@@ -249,6 +252,7 @@ async def _event_stream(folder: pathlib.Path, after: int, request: Request):
     progress, job, offset, last_state = folder / "progress.jsonl", Job(folder, "train"), 0, None
     yield "retry: 1000\n\n"
     while not await request.is_disconnected():
+        state = job.read().get("state")  # before the progress: every line written before the job ended is sent before it ends
         if progress.is_file():
             with open(progress, "rb") as file:
                 file.seek(offset)
@@ -259,7 +263,6 @@ async def _event_stream(folder: pathlib.Path, after: int, request: Request):
                 event = json.loads(line)
                 if event.get("id", -1) > after:
                     yield f"id: {event['id']}\nevent: progress\ndata: {json.dumps(event)}\n\n"
-        state = job.read().get("state")
         if state != last_state:
             last_state = state
             yield f"event: state\ndata: {json.dumps({'state': state, 'error': job.read().get('error'), 'log': job.log_tail() if state == 'failed' else []})}\n\n"
@@ -282,6 +285,13 @@ def _predictor(app, folder: pathlib.Path):
             predict, labels, _, _ = local_predictor(folder, None)
             app.state.predictors[folder] = cached = (stamp, predict, labels)
     return cached[1], cached[2]
+
+
+def _run_classes(folder: pathlib.Path) -> list[str]:
+    import yaml
+
+    config = folder / "config.yaml"
+    return list(yaml.safe_load(config.read_text(encoding="utf-8")).get("classes") or []) if config.is_file() else []
 
 
 def _class_counts(project) -> dict[str, int]:

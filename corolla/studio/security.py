@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -48,10 +49,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # every address of the machine
+
+
 def allowed_hosts_for(host: str, port: int) -> set[str]:
-    """The Host header values a browser sends for this studio (a rebinding domain is none of them)."""
-    names = {"127.0.0.1", "localhost", "[::1]"} if is_loopback(host) else {host if ":" not in host else f"[{host}]"}
+    """The Host header values a browser sends for this studio (a rebinding domain is none of them).
+
+    Bound to every address (0.0.0.0, ::), the studio answers to loopback and to this machine's
+    own names and addresses, as another machine on the network reaches it.
+    """
+    if is_loopback(host):
+        names = LOOPBACK_NAMES
+    elif host in WILDCARD_HOSTS:
+        names = LOOPBACK_NAMES | machine_names()
+    else:
+        names = {_bracketed(host)}
+    names = {name.lower() for name in names}
     return {f"{name}:{port}" for name in names} | ({*names} if port == 80 else set())
+
+
+def machine_names() -> set[str]:
+    """This machine's host names and the addresses they (and its default route) resolve to, IPv6 in brackets."""
+    import socket
+
+    names = {socket.gethostname()}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn())
+    addresses = set()
+    for name in list(names):
+        with contextlib.suppress(OSError):
+            addresses |= {info[4][0] for info in socket.getaddrinfo(name, None)}
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):  # documentation addresses: nothing is sent
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.connect((probe, 9))
+            addresses.add(udp.getsockname()[0])
+    return {name for name in names if name} | {_bracketed(address.split("%")[0]) for address in addresses}
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class Sessions:
@@ -95,14 +132,14 @@ class Guard:
         return await self.app(scope, receive, send)
 
     def _check(self, scope, headers: dict[str, str]) -> None:
-        host = headers.get("host", "")
+        host = headers.get("host", "").lower()  # host names are case-insensitive
         if host not in self.allowed_hosts:
             raise Refused(
                 f"Host {host!r} is not this studio's address (a DNS-rebinding page would send its own name). "
                 f"Open the studio at one of: {', '.join(sorted(self.allowed_hosts))}.", status=403,
             )
         origin = headers.get("origin")
-        if origin is not None and urllib.parse.urlsplit(origin).netloc not in self.allowed_hosts:
+        if origin is not None and urllib.parse.urlsplit(origin.lower()).netloc not in self.allowed_hosts:
             raise Refused(f"Cross-site request refused: Origin {origin!r} is not this studio.", status=403)
         cookies = _cookies(headers.get("cookie", ""))
         if self.token is not None and not self._has_token(scope, headers, cookies):
