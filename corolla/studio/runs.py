@@ -238,7 +238,7 @@ def run_summary(folder: pathlib.Path) -> dict:
     seconds = sum(value or 0 for value in json.loads(history.read_text(encoding="utf-8")).get("epoch_seconds", [])) if history.is_file() else None
     return {
         "run": folder.name, "folder": str(folder), "state": state, "error": job.get("error"), "commands": job.get("commands", []),
-        "settings": {key: config.get(key) for key in ("model", "epochs", "batch_size", "learning_rate", "image_size", "augment", "fine_tune")},
+        "settings": {key: config.get(key) for key in SETTINGS} if config else _requested(job.get("steps", [])),
         "accuracy": metrics["accuracy"] if metrics else None,
         "macro_f1": metrics["macro_avg"]["f1"] if metrics else None,
         "f1": {name: row.get("f1") for name, row in metrics.get("per_class", {}).items()} if metrics else {},
@@ -285,6 +285,22 @@ def _predictor(app, folder: pathlib.Path):
             predict, labels, _, _ = local_predictor(folder, None)
             app.state.predictors[folder] = cached = (stamp, predict, labels)
     return cached[1], cached[2]
+
+
+SETTINGS = ("model", "epochs", "batch_size", "learning_rate", "image_size", "augment", "fine_tune")
+
+
+def _requested(steps: list[list[str]]) -> dict:
+    """A queued run's settings (no config.yaml yet), from the prepare and train commands of its job."""
+    flags = {}
+    for step in steps:
+        for index, argument in enumerate(step):
+            if argument.startswith("--") and index + 1 < len(step) and not step[index + 1].startswith("--"):
+                flags[argument[2:].replace("-", "_")] = step[index + 1]
+    numbers = {"epochs": int, "batch_size": int, "image_size": int, "learning_rate": float}
+    settings = {key: numbers.get(key, str)(flags[key]) if key in flags else None for key in SETTINGS}
+    settings["fine_tune"] = any("--fine-tune" in step for step in steps)
+    return settings
 
 
 def _run_classes(folder: pathlib.Path) -> list[str]:
