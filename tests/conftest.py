@@ -96,9 +96,8 @@ def keras_predict(trained_run):
     return predict
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium, shared by the page tests."""
+def chromium_driver(*arguments: str, window: str = "1200,2000", browser_log: bool = False):
+    """Headless Debian Chromium under Selenium with extra command-line `arguments` (skips where it is not installed)."""
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):
         pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/install-system-deps.sh installs them)")
@@ -107,8 +106,16 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,2000"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={window}", *arguments):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium, shared by the page tests."""
+    driver = chromium_driver()
     yield driver
     driver.quit()

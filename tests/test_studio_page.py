@@ -76,19 +76,9 @@ def studio(tmp_path_factory):
 @pytest.fixture(scope="module")
 def camera_browser():
     """Headless Chromium as the shared `browser` fixture makes it, plus a fake webcam that needs no permission click."""
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/install-system-deps.sh installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests.conftest import chromium_driver
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,960",
-                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver = chromium_driver("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", window="1280,960", browser_log=True)
     yield driver
     driver.quit()
 
