@@ -20,8 +20,11 @@ from corolla.data.manifest import MANIFEST
 DEMO_DATASET = "fashion-mnist"
 
 
-def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8) -> dict:
-    """Run the chain into `workdir`; prepared data is reused if a previous demo left it there."""
+def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epochs: int = 8, train_steps: int = 0) -> dict:
+    """Run the chain into `workdir`; prepared data is reused if a previous demo left it there.
+
+    `train_steps` > 0 trains that many steps instead of `epochs` (a quick pass through the chain).
+    """
     from rich.console import Console
 
     from corolla.data.datasets import fetch_dataset
@@ -48,7 +51,7 @@ def demo(workdir: str | os.PathLike = "demo-run", *, model: str = "convnet", epo
         console.print(f"Reusing the prepared data in {data_dir}")
     else:
         step("prepare", lambda: prepare(DEMO_DATASET, out=data_dir, overwrite=True))
-    step("train", lambda: train(data_dir, model=model, out=run_dir, epochs=epochs, overwrite=True))
+    step("train", lambda: train(data_dir, model=model, out=run_dir, epochs=epochs, train_steps=train_steps, overwrite=True))
     metrics = step("evaluate", lambda: evaluate(run_dir, verbose=False))
     export_path = step("export", lambda: export(run_dir, verbose=False))
     total = time.perf_counter() - started
