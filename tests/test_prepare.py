@@ -215,6 +215,9 @@ def test_a_local_prepare_prints_only_corollas_own_lines_on_stderr(image_folder, 
     import subprocess
 
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    # Wide enough that the progress line keeps "(Apache Beam)" after a long temporary path (Rich cuts lines at
+    # COLUMNS, 80 when stderr is a pipe; pytest-xdist workers' tmp paths are longer and set COLUMNS=80).
+    env["COLUMNS"] = "400"
     result = subprocess.run(
         [sys.executable, "-m", "corolla.cli", "prepare", str(image_folder), "--out", str(tmp_path / "data"), "--image-size", "32"],
         capture_output=True, text=True, timeout=300, env=env,

@@ -67,9 +67,15 @@ def test_saved_model_signature_matches_keras(exported, keras_predict, fmt):
     assert [key.decode() for key in outputs["key"].numpy()] == ["a", "b", "c"]
 
 
-def test_each_export_is_a_new_complete_version(trained_run, exported):
-    second = export(trained_run)
+def test_each_export_is_a_new_complete_version(trained_run, exported, tmp_path):
+    import shutil
+
+    # A copy of the shared run, export/1 included: the session's export folder must keep only version 1 for the
+    # tests that serve it, whichever order (or pytest-xdist worker) they run in.
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    assert sorted(path.name for path in (run / "export").iterdir()) == [exported.name]
+    second = export(run)
     assert (exported.name, second.name) == ("1", "2")
     info = json.loads((second / "corolla.json").read_text())
     assert info["labels"] == ["blue", "green", "red"] and info["image_size"] == 32
-    assert sorted(path.name for path in (trained_run / "export").iterdir()) == ["1", "2"]  # no temporary left
+    assert sorted(path.name for path in (run / "export").iterdir()) == ["1", "2"]  # no temporary left
