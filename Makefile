@@ -24,7 +24,7 @@ demo: $(STAMP) system-deps
 # about one core busy (eager Keras steps, tracing, Beam, servers), so two cores run the suite ~1.6x faster.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 clean:

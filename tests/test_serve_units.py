@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from corolla.serve.batching import Batcher, DeadlineExceeded, Overloaded
-from corolla.serve.limits import ApiError, Limits, check_image, decode_base64, parse_json
+from corolla.serve.jsonio import parse_json
+from corolla.serve.limits import ApiError, Limits, check_image, decode_base64
 from corolla.serve.metrics import Metrics
 from corolla.runtime.versions import complete_versions, is_complete
 from tests.conftest import encode, noisy_colour
@@ -185,9 +186,11 @@ def test_base64_forms():
 
 def test_json_without_nan_or_deep_nesting():
     assert parse_json(b'{"a": [1]}') == {"a": [1]}
-    for body in (b'{"a": NaN}', b"[Infinity]", b"[" * 50_000 + b"]" * 50_000, b"\xff"):
-        with pytest.raises(ApiError):
+    for body, reason in ((b'{"a": NaN}', "not valid JSON"), (b"[Infinity]", "not valid JSON"), (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+                         (b"\xff", "not valid JSON"), (b'["\\ud800"]', "not valid JSON")):
+        with pytest.raises(ApiError, match=reason) as error:
             parse_json(body)
+        assert error.value.status == 400
 
 
 def test_limits_are_checked():

@@ -26,12 +26,13 @@ import time
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from corolla.errors import CorollaError
 from corolla.serve import kserve, tfserving
+from corolla.serve.jsonio import JSONBody
 from corolla.serve.batching import DeadlineExceeded, Overloaded
 from corolla.serve.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PIXELS, MODEL_NAME, ApiError, Limits
 from corolla.serve.metrics import CONTENT_TYPE, Metrics
@@ -150,8 +151,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    def error(status: int, message: str, **headers) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+    def error(status: int, message: str, **headers) -> JSONBody:
+        return JSONBody({"error": message}, status_code=status, headers=headers or None)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):

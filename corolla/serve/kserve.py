@@ -20,7 +20,6 @@ Example (tritonclient, unchanged):
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 
@@ -31,7 +30,8 @@ from fastapi.responses import JSONResponse
 import corolla
 from corolla.serve import schemas
 from corolla.serve.clip_requests import kserve_clips
-from corolla.serve.limits import ApiError, decode_base64, parse_json
+from corolla.serve.jsonio import JSONBody, dumps, parse_json
+from corolla.serve.limits import ApiError, decode_base64
 from corolla.serve.servable import deadline_after
 from corolla.serve.tfserving import to_pixels
 from corolla.serve.versions import servable_and_body
@@ -249,8 +249,8 @@ def _response(payload: dict, name: str, servable, probabilities: np.ndarray):
     if isinstance(payload.get("id"), str):
         result["id"] = payload["id"]
     if not blobs:
-        return result
-    header = json.dumps(result).encode()
+        return JSONBody(result)
+    header = dumps(result)
     return Response(header + b"".join(blobs), media_type="application/octet-stream", headers={"Inference-Header-Content-Length": str(len(header))})
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import re
 
 from corolla.data.images import ImageTooLarge, InvalidImage, inspect_image
@@ -66,20 +65,6 @@ async def read_body(request, limit: int) -> bytes:
             raise ApiError(413, f"Request body exceeds the limit of {limit:,} bytes (--max-body-mb).")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def parse_json(body: bytes | str) -> object:
-    """JSON without NaN/Infinity (they cannot be answered in JSON) and without unbounded nesting."""
-
-    def reject(constant):
-        raise ValueError(f"{constant} is not allowed")
-
-    try:
-        return json.loads(body, parse_constant=reject)
-    except RecursionError:
-        raise ApiError(400, "Request body is nested too deeply to be a prediction request.") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"Request body is not valid JSON ({error}).") from None
 
 
 def decode_base64(value: object, *, where: str) -> bytes:

@@ -8,9 +8,10 @@ Example:
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import time
+
+from corolla.serve.jsonio import dumps
 
 access_logger = logging.getLogger("corolla.access")
 logger = logging.getLogger("corolla.serve")
@@ -55,7 +56,7 @@ class Observe:
             self.metrics.observe_request(route=route, method=scope["method"], code=status, seconds=seconds)
             if self.access_log:
                 client = scope.get("client") or ("", 0)
-                access_logger.info(json.dumps({
+                access_logger.info(dumps({
                     "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
                     "client": f"{client[0]}:{client[1]}",
                     "method": scope["method"],
@@ -64,11 +65,11 @@ class Observe:
                     "status": status,
                     "ms": round(seconds * 1000, 2),
                     "bytes": sent_bytes,
-                }))
+                }).decode())
 
 
 async def _json(send, status: int, content: dict, *, close: bool = False) -> None:
-    body = json.dumps(content).encode()
+    body = dumps(content)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Request
 
 from corolla.serve import schemas
 from corolla.serve.clip_requests import tfserving_clips
-from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_json, parse_version
+from corolla.serve.jsonio import JSONBody, parse_json
+from corolla.serve.limits import ApiError, check_model_name, decode_base64, parse_version
 from corolla.serve.servable import deadline_after
 from corolla.serve.versions import servable_and_body
 
@@ -98,8 +99,8 @@ async def predict(request: Request, name: str, version: str | None = None):
     if keys is not None:
         outputs["key"] = keys
     if not rows:
-        return {"outputs": outputs}
-    return {"predictions": [{name: values[index] for name, values in outputs.items()} for index in range(len(probabilities))]}
+        return JSONBody({"outputs": outputs})
+    return JSONBody({"predictions": [{name: values[index] for name, values in outputs.items()} for index in range(len(probabilities))]})
 
 
 @router.post("/v1/models/{name}:classify", responses=schemas.ERRORS, openapi_extra=schemas.body(schemas.CLASSIFY))
@@ -122,7 +123,7 @@ async def classify(request: Request, name: str, version: str | None = None):
     probabilities = await servable.predict_images(
         data, deadline=deadline_after(settings.request_timeout_s), where=lambda index: f"examples[{index}].image_bytes"
     )
-    return {"results": [[[label, float(p)] for label, p in zip(servable.labels, row)] for row in probabilities]}
+    return JSONBody({"results": [[[label, p] for label, p in zip(servable.labels, row)] for row in probabilities.tolist()]})
 
 
 def _image_inputs(payload: dict, rows: bool):
