@@ -88,3 +88,27 @@ def test_a_version_that_cannot_load_stops_serve_with_the_reason(exported, tmp_pa
     assert "Could not load version 1" in log() and "Traceback" not in log(), log()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0  # it never listened
+
+
+def test_the_onnx_runtime_serves_without_tensorflow_and_answers_as_the_savedmodel(exported):
+    """--runtime onnx decodes with corolla.runtime.pixels: TensorFlow (~550 MB) is never mapped into the process."""
+    import numpy as np
+
+    from corolla.runtime.exported import ExportedModel
+    from tests.conftest import encode, noisy_colour
+
+    rng = np.random.default_rng(21)
+    data = [*images(seed=21), encode(noisy_colour(rng, (30, 30, 200), 400, 300), "JPEG"), encode(noisy_colour(rng, (200, 30, 30), 17, 90), "PNG")]
+    expected = ExportedModel.load(exported.parent).predict(data)["probabilities"]  # the SavedModel decodes in its graph
+    process, port, log = start(exported.parent, "--runtime", "onnx")
+    try:
+        wait_for_port(port, process)
+        body = {"instances": [{"image_bytes": {"b64": b64(item)}} for item in data]}
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        maps = open(f"/proc/{process.pid}/maps").read()
+        assert "onnxruntime" in maps and "tensorflow" not in maps, log()
+        answers = np.array([row["probabilities"] for row in response.json()["predictions"]])
+        np.testing.assert_allclose(answers, expected, atol=1e-5)
+    finally:
+        stop(process)

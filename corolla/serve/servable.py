@@ -2,7 +2,8 @@
 
 Images are checked (format, pixel count) and decoded on a small thread pool, one thread per
 core, which also bounds the memory big images can take; their pixels then go through the
-version's batcher.
+version's batcher. With the ONNX runtime they are decoded without TensorFlow
+(`corolla.runtime.pixels`, bit-exact with training's decode), so TensorFlow is never loaded.
 
 Example:
     servable = Servable(pathlib.Path("runs/fm/export/2"), runtime="auto")
@@ -24,6 +25,7 @@ import numpy as np
 from corolla.serve.batching import Batcher
 from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
 from corolla.runtime.exported import Decoder, read_info
+from corolla.runtime.pixels import PixelDecoder
 from corolla.runtime.runners import load_runtime
 from corolla.runtime.versions import version_of
 
@@ -58,6 +60,8 @@ class Servable:
 
             self.decoder = ClipDecoder(frames=self.frames, image_size=self.image_size, channels=self.channels, max_pixels=max_pixels)
             self.vectorize = vectorizer(self.vocabulary, question_length=self.question_length) if self.task == "qa" else None
+        elif self.runtime.name == "onnx":  # the same pixels without TensorFlow in the process (corolla.runtime.pixels)
+            self.decoder = PixelDecoder(image_size=self.image_size, channels=self.channels)
         else:
             self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
         self._label_array = np.array(self.labels, dtype=object)
