@@ -94,9 +94,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(command: list[str], *, ready_url: str, env: dict, log: pathlib.Path):
+def process(command: list[str], *, ready_url: str, env: dict, log: pathlib.Path, cwd: pathlib.Path = ROOT):
+    """A server started in `cwd` (`python -c` puts the working folder first on sys.path) until it is ready; yields its pid."""
     with open(log, "a") as output:
-        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
         try:
             import httpx
 
@@ -199,7 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", help="A commit to measure side by side (e.g. the last one before the change).")
     parser.add_argument("--step", action="append", default=[], help="LABEL=REV[:PKG,…]: a commit measured at concurrency 16, without those packages.")
-    parser.add_argument("--seconds", type=float, default=6.0, help="Length of each wrk run.")
+    parser.add_argument("--seconds", type=int, default=6, help="Length of each wrk run.")
     parser.add_argument("--models", default="demo,224")
     parser.add_argument("--runtimes", default="tf,onnx")
     args = parser.parse_args()
@@ -237,7 +238,7 @@ def main() -> None:
             for code, (tree, hide, full) in codes.items():
                 port = free_port()
                 command = serve_command(export_base, runtime, port, hide=hide)
-                with process(command, ready_url=f"http://127.0.0.1:{port}/v2/health/ready", env={"PYTHONPATH": str(tree)}, log=log) as pid:
+                with process(command, ready_url=f"http://127.0.0.1:{port}/v2/health/ready", env={"PYTHONPATH": str(tree)}, log=log, cwd=tree) as pid:
                     name = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/v1/models"], capture_output=True, text=True).stdout)["models"][0]["name"]
                     for protocol, (suffix, body) in bodies.items():
                         url = f"http://127.0.0.1:{port}/{'v1' if protocol == 'tfserving' else 'v2'}/models/{name}{suffix}"

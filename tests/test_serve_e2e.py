@@ -72,13 +72,16 @@ def cli_server(path, *args):
 
 
 @contextlib.contextmanager
-def thread_server(path, **options):
+def thread_server(path, *, fast_path: bool = True, **options):
     """A real uvicorn server on loopback, in a thread of the test process (TensorFlow is already loaded)."""
     import uvicorn
 
     from corolla.serve import create_app
+    from corolla.serve.fast_path import InferenceFastPath
 
     app = create_app(path, access_log=False, **options)
+    if not fast_path:  # before the first request builds the middleware stack
+        app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not InferenceFastPath]
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -266,3 +269,31 @@ def test_tritonclient_works_unchanged(server, keras_predict):
     np.testing.assert_allclose(result.as_numpy("probabilities"), [keras_predict(d) for d in data], atol=1e-5)
     top = client.infer(MODEL, [image], outputs=[http.InferRequestedOutput("probabilities", class_count=1)]).as_numpy("probabilities")
     assert top.shape == (3, 1) and top[0, 0].decode().count(":") == 2
+
+
+def test_the_inference_fast_path_answers_as_fastapi_routing_does(exported):
+    """corolla.serve.fast_path skips FastAPI's routing for inference POSTs: same answers, errors and metrics."""
+    image = b64(images()[0])
+    requests = [
+        (f"/v1/models/{MODEL}:predict", {"instances": [{"b64": image}]}),
+        (f"/v1/models/{MODEL}/versions/1:predict", {"inputs": {"image_bytes": [{"b64": image}]}}),
+        (f"/v1/models/{MODEL}:classify", {"examples": [{"image_bytes": {"b64": image}}]}),
+        (f"/v2/models/{MODEL}/infer", {"inputs": [{"name": "image_bytes", "shape": [1], "datatype": "BYTES", "data": [image]}]}),
+        (f"/v2/models/{MODEL}/versions/1/infer", {"inputs": [{"name": "image_bytes", "shape": [1], "datatype": "BYTES", "data": [image]}]}),
+        (f"/v1/models/{MODEL}:predict", b"{not json"),
+        (f"/v1/models/{MODEL}:predict", {"instances": [{"b64": base64.b64encode(b"GIF89a junk").decode()}]}),
+        (f"/v1/models/other:predict", {"instances": [{"b64": image}]}),
+        (f"/v1/models/{MODEL}/versions/abc:predict", {"instances": [{"b64": image}]}),
+        (f"/v1/models/{MODEL}/versions/7:predict", {"instances": [{"b64": image}]}),
+        (f"/v2/models/{MODEL}/versions/1/infer", {"inputs": "nope"}),
+    ]
+    answers = {}
+    for fast_path in (True, False):
+        with thread_server(exported.parent, fast_path=fast_path) as (url, _):
+            replies = [httpx.post(f"{url}{path}", timeout=30, **({"content": body} if isinstance(body, bytes) else {"json": body})) for path, body in requests]
+            metrics = [line for line in httpx.get(f"{url}/metrics").text.splitlines() if line.startswith("corolla_requests_total{")]
+        answers[fast_path] = [(reply.status_code, reply.headers["content-type"], reply.json()) for reply in replies], sorted(metrics)
+    (fast, fast_metrics), (routed, routed_metrics) = answers[True], answers[False]
+    assert [status for status, _, _ in fast] == [200] * 5 + [400, 400, 404, 400, 404, 400]
+    assert fast_metrics == routed_metrics and any("versions/{version}/infer" in line for line in fast_metrics)
+    assert fast == routed  # one image a batch on the same model: the probabilities are the same floats

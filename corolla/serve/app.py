@@ -34,6 +34,7 @@ from corolla.errors import CorollaError
 from corolla.serve import kserve, tfserving
 from corolla.serve.jsonio import JSONBody
 from corolla.serve.batching import DeadlineExceeded, Overloaded
+from corolla.serve.fast_path import InferenceFastPath
 from corolla.serve.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PIXELS, MODEL_NAME, ApiError, Limits
 from corolla.serve.metrics import CONTENT_TYPE, Metrics
 from corolla.serve.middleware import Observe
@@ -129,7 +130,8 @@ def create_app(
     )
     app.state.manager, app.state.metrics, app.state.draining, app.state.announce_worker = manager, metrics, False, False
     app.state.settings = Settings(limits=limits, request_timeout_s=request_timeout_s, drain_timeout_s=drain_timeout_s)
-    app.add_middleware(Observe, metrics=metrics, access_log=access_log)
+    app.add_middleware(InferenceFastPath)
+    app.add_middleware(Observe, metrics=metrics, access_log=access_log)  # added last: outermost, so it sees the fast path's requests too
     _add_error_handlers(app)
     app.include_router(tfserving.router)
     app.include_router(kserve.router)
