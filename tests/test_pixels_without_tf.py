@@ -126,3 +126,13 @@ def test_broken_and_unknown_bytes_are_refused_like_tensorflow():
     for name, data in cases.items():
         assert isinstance(tensorflow_decode(data, 32, 3), Exception), name
         assert isinstance(corolla_decode(data, 32, 3), ValueError), name
+
+
+def test_a_fallback_decodes_what_only_tensorflow_can():
+    """Where TensorFlow is loaded anyway (`serve --runtime tf`), it decodes the one input the decoder refuses."""
+    from corolla.runtime.exported import Decoder
+
+    data = encodings(32, 32)["png 16-bit rgb"]
+    decode = PixelDecoder(image_size=32, channels=1, fallback=Decoder(image_size=32, channels=1))
+    np.testing.assert_array_equal(decode(data), tensorflow_decode(data, 32, 1))
+    np.testing.assert_array_equal(decode(encodings(32, 32)["png rgb"]), tensorflow_decode(encodings(32, 32)["png rgb"], 32, 1))

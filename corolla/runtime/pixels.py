@@ -14,7 +14,7 @@ tests/test_pixels_without_tf.py holds the two decoders to each other over every 
 
 One input TensorFlow decodes and this does not: a 16-bit colour PNG for a grayscale model
 (Pillow reads 16-bit colour as 8 bits, and libpng converts to gray before dropping the low
-byte). It is refused with its reason; `--runtime tf` serves it.
+byte). It is refused with its reason (NeedsTensorFlow), or handed to a `fallback` decoder.
 
 Example:
     decode = PixelDecoder(image_size=28, channels=1)
@@ -32,16 +32,29 @@ import numpy as np
 _GRAY_WEIGHTS = (9797, 19234, 32768 - 9797 - 19234)
 
 
-class PixelDecoder:
-    """Encoded image → float32 [size, size, channels] in 0..255, equal to `decode_and_resize`; ValueError says why not."""
+class NeedsTensorFlow(ValueError):
+    """The one input only TensorFlow's own decoder gives the training pixels for."""
 
-    def __init__(self, *, image_size: int, channels: int):
+
+class PixelDecoder:
+    """Encoded image → float32 [size, size, channels] in 0..255, equal to `decode_and_resize`; ValueError says why not.
+
+    `fallback` (TensorFlow's decoder, where it is loaded anyway) decodes what only it can.
+    """
+
+    def __init__(self, *, image_size: int, channels: int, fallback=None):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3. Received: channels={channels}")
+        self.fallback = fallback
         self.image_size, self.channels = int(image_size), int(channels)
 
     def __call__(self, data: bytes) -> np.ndarray:
-        return resize(decode(data, channels=self.channels), image_size=self.image_size)
+        try:
+            return resize(decode(data, channels=self.channels), image_size=self.image_size)
+        except NeedsTensorFlow:
+            if self.fallback is None:
+                raise
+            return self.fallback(data)
 
 
 def decode(data: bytes, *, channels: int) -> np.ndarray:
@@ -93,7 +106,7 @@ def _pillow(data: bytes, channels: int, fmt: str) -> np.ndarray:
     if channels == 3:
         return rgb
     if bits == 16:
-        raise ValueError("a 16-bit colour PNG cannot be decoded for a grayscale model without TensorFlow; save it as 8-bit or serve with --runtime tf")
+        raise NeedsTensorFlow("a 16-bit colour PNG cannot be decoded for a grayscale model without TensorFlow; save it as 8-bit or serve with --runtime tf")
     return _to_gray(rgb)[..., None]
 
 

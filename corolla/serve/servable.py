@@ -29,7 +29,7 @@ from corolla.runtime.pixels import PixelDecoder
 from corolla.runtime.runners import load_runtime
 from corolla.runtime.versions import version_of
 
-INLINE_DECODE_PIXELS = 64 * 64  # per request, onnx runtime only; see predict_images
+INLINE_DECODE_PIXELS = 64 * 64  # per request; see predict_images
 _DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
 
 
@@ -55,18 +55,17 @@ class Servable:
         self.max_pixels = max_pixels
         # Its timing is also the runtime's warm-up: each power-of-two batch size runs before the first client.
         self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size)
-        self.inline_decode_pixels = 0  # TF's eager decode costs ~270 µs even for a thumbnail, and frees the GIL: always the pool
         if self.kind == "clips":
             from corolla.data.questions import vectorizer
             from corolla.runtime.exported import ClipDecoder
 
             self.decoder = ClipDecoder(frames=self.frames, image_size=self.image_size, channels=self.channels, max_pixels=max_pixels)
             self.vectorize = vectorizer(self.vocabulary, question_length=self.question_length) if self.task == "qa" else None
-        elif self.runtime.name == "onnx":  # the same pixels without TensorFlow in the process (corolla.runtime.pixels)
-            self.decoder = PixelDecoder(image_size=self.image_size, channels=self.channels)
+            self.inline_decode_pixels = 0  # a clip is many frames: always the pool
+        else:  # the training pixels without TensorFlow (corolla.runtime.pixels), ~6× cheaper than its eager decode
+            fallback = Decoder(image_size=self.image_size, channels=self.channels) if self.runtime.name == "tf" else None  # loaded anyway
+            self.decoder = PixelDecoder(image_size=self.image_size, channels=self.channels, fallback=fallback)
             self.inline_decode_pixels = INLINE_DECODE_PIXELS
-        else:
-            self.decoder = Decoder(image_size=self.image_size, channels=self.channels)
         self._label_array = np.array(self.labels, dtype=object)
         self.batcher = Batcher(
             self.runtime,
@@ -144,8 +143,8 @@ class Servable:
         """Probabilities [n, classes] for encoded images; ApiError 4xx names the first bad one.
 
         Headers are checked first (format, --max-pixels), so nothing too large is ever decoded.
-        Under onnx, a request of small images (INLINE_DECODE_PIXELS in all) is decoded right here:
-        a thumbnail decodes in ~40 µs, less than the hop to the decoding pool costs; others go to the pool.
+        A request of small images (INLINE_DECODE_PIXELS in all) is decoded right here: a thumbnail
+        decodes in ~40 µs, less than the hop to the decoding pool costs; others go to the pool.
         """
         sizes = [check_image(data, where=where(index), max_pixels=self.max_pixels) for index, data in enumerate(images)]
         with self.batcher.reserve(len(images)) as ticket:
