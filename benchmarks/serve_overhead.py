@@ -13,7 +13,7 @@ In one run, on the same payloads (one image per request: the demo's 28×28 grays
    seconds per request (utime + stime from /proc/PID/stat), for each runtime; and its RSS at
    rest and after each of four 32-client bursts.
 With --baseline REV the same server rows are taken for that commit too (`git archive` into a
-temporary folder, run with this venv but without the packages that commit did not use:
+temporary folder, run with this venv but without the packages its pyproject.toml does not list:
 uvloop, httptools, orjson, simplejpeg), side by side. Each --step adds a commit measured at
 concurrency 16 only (both protocols), hiding the packages after its colon, so one run shows
 what each change bought: e.g. --step uvloop+httptools=REV: is the baseline's code with uvicorn's
@@ -46,7 +46,7 @@ from serve_load import WORK, _fashion_like_png, demo_model, photo_model  # noqa:
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVE_OPTIONS = ["--max-batch-size", "32", "--batch-timeout-ms", "2", "--no-access-log"]
-NEW_PACKAGES = ("uvloop", "httptools", "orjson", "simplejpeg")  # hidden from the baseline: today's main did not install them
+NEW_PACKAGES = ("uvloop", "httptools", "orjson", "simplejpeg")  # hidden from a baseline whose pyproject.toml does not list them
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -215,7 +215,9 @@ def main() -> None:
         models["squeezenet 224×224×3"] = (export_base, sorted((WORK / "photos").rglob("*.jpg"))[0].read_bytes(), 10)
     codes = {}  # label → (source tree, packages hidden, full matrix?)
     if args.baseline:
-        codes[f"baseline {args.baseline}"] = (source_tree(args.baseline), NEW_PACKAGES, True)
+        tree = source_tree(args.baseline)
+        listed = (tree / "pyproject.toml").read_text()
+        codes[f"baseline {args.baseline}"] = (tree, tuple(name for name in NEW_PACKAGES if f'"{name}' not in listed), True)
     for step in args.step:
         label, _, spec = step.partition("=")
         revision, _, hidden = spec.partition(":")
