@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import tomllib
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -216,8 +217,8 @@ def main() -> None:
     codes = {}  # label → (source tree, packages hidden, full matrix?)
     if args.baseline:
         tree = source_tree(args.baseline)
-        listed = (tree / "pyproject.toml").read_text()
-        codes[f"baseline {args.baseline}"] = (tree, tuple(name for name in NEW_PACKAGES if f'"{name}' not in listed), True)
+        listed = {re.match(r"[A-Za-z0-9_.-]+", dependency)[0].lower() for dependency in tomllib.loads((tree / "pyproject.toml").read_text())["project"]["dependencies"]}
+        codes[f"baseline {args.baseline}"] = (tree, tuple(name for name in NEW_PACKAGES if name not in listed), True)
     for step in args.step:
         label, _, spec = step.partition("=")
         revision, _, hidden = spec.partition(":")

@@ -47,8 +47,8 @@ class OnnxRunner:
         feed = {name: array.astype(dtype, copy=False) for (name, dtype), array in zip(self.inputs, arrays)}
         return self._session.run(None, feed, run_options)[0]
 
-    def release_arena(self, *example: np.ndarray) -> None:
-        """Hand the CPU arena's free chunks back to the system, in a call on `example`.
+    def release_arena(self, inputs) -> None:
+        """Hand the CPU arena's free chunks back to the system, in a call on `inputs` (as `run` takes them).
 
         The arena keeps the peak of every call so far: after timing batches of up to 32, a 224 px
         SqueezeNet held 1.4 GB where its chosen batch of 2 needs ~150 MB. (No arena, the other way
@@ -60,7 +60,7 @@ class OnnxRunner:
             return
         options = onnxruntime.RunOptions()
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self(*example, run_options=options)
+        run(self, inputs, run_options=options)
 
 
 class TensorFlowRuntime:
@@ -116,8 +116,7 @@ def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_
     sizes = {name: choose_batch_size(ms_per_image) for name, ms_per_image in timings.items()}
     chosen = min(candidates, key=lambda candidate: timings[candidate.name][sizes[candidate.name]])
     if isinstance(chosen, OnnxRunner):
-        one = take(inputs, 0, 1)  # timing grew the arena to the largest batch; serving regrows it to the chosen one
-        chosen.release_arena(*(one if isinstance(one, tuple) else (one,)))
+        chosen.release_arena(take(inputs, 0, 1))  # timing grew its arena to the largest batch; serving regrows it to the chosen one
     return chosen, sizes[chosen.name], timings
 
 
@@ -144,9 +143,9 @@ def example_inputs(info: dict, count: int):
     return pixels, ids
 
 
-def run(runtime, inputs) -> np.ndarray:
+def run(runtime, inputs, **options) -> np.ndarray:
     """`runtime` on pixels, or on (pixels, question ids)."""
-    return runtime(*inputs) if isinstance(inputs, tuple) else runtime(inputs)
+    return runtime(*inputs, **options) if isinstance(inputs, tuple) else runtime(inputs, **options)
 
 
 def take(inputs, start: int, stop: int):

@@ -4,8 +4,8 @@ On the demo model FastAPI's routing, its route matching over every route and its
 solving took ~35% of the event loop's time per request (py-spy, 16 clients), more than the
 route function itself; the event loop is the one thing a small model's server cannot spread
 over cores. The inference routes take only `request` and their path parameters, so this
-middleware matches their paths with one regular expression and calls the very functions
-FastAPI registered, with the app's own exception handlers. Nothing else changes: the routes
+middleware matches their paths with the routes' own compiled patterns and calls the very
+functions FastAPI registered, with the app's own exception handlers. Nothing else changes: the routes
 stay FastAPI's (the OpenAPI document, 405 for other methods), every check lives in the route
 functions, and any other request goes through FastAPI as before. Written by hand because
 neither FastAPI nor Starlette offers a route table without the per-request dependency work.
@@ -16,25 +16,17 @@ Example:
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 
 from corolla.serve import kserve, tfserving
 
-# The paths of tfserving.predict / classify and kserve.infer, as Starlette's "{name}" ([^/]+) matches them.
-_PATHS = {
-    re.compile(r"/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?:predict"): tfserving.predict,
-    re.compile(r"/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?:classify"): tfserving.classify,
-    re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer"): kserve.infer,
-}
-
-# (endpoint, with a version?) → its APIRoute: /metrics and the access log label requests by route template.
-_ROUTES = {
-    (route.endpoint, "{version}" in route.path): route
+# The routes of tfserving.predict / classify and kserve.infer, each with and without a version:
+# their own compiled path patterns match here, and /metrics and the access log label by their templates.
+_ROUTES = tuple(
+    route
     for route in (*tfserving.router.routes, *kserve.router.routes)
-    if getattr(route, "endpoint", None) in _PATHS.values()
-}
+    if getattr(route, "endpoint", None) in (tfserving.predict, tfserving.classify, kserve.infer)
+)
 
 
 class InferenceFastPath:
@@ -45,18 +37,16 @@ class InferenceFastPath:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        for pattern, endpoint in _PATHS.items():
-            match = pattern.fullmatch(path)
+        for route in _ROUTES:
+            match = route.path_regex.match(path)
             if match is not None:
                 break
         else:
             return await self.app(scope, receive, send)
-        name, version = match["name"], match["version"]
-        scope["route"] = _ROUTES[(endpoint, version is not None)]
-        scope["path_params"] = {"name": name} if version is None else {"name": name, "version": version}
+        scope["route"], scope["path_params"] = route, match.groupdict()  # {name} and {version}: plain strings
         request = Request(scope, receive)
         try:
-            response = await endpoint(request, name=name, version=version)
+            response = await route.endpoint(request, **scope["path_params"])
         except Exception as error:
             handler = _handler(scope["app"], error)
             if handler is None:

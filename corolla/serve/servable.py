@@ -61,11 +61,9 @@ class Servable:
 
             self.decoder = ClipDecoder(frames=self.frames, image_size=self.image_size, channels=self.channels, max_pixels=max_pixels)
             self.vectorize = vectorizer(self.vocabulary, question_length=self.question_length) if self.task == "qa" else None
-            self.inline_decode_pixels = 0  # a clip is many frames: always the pool
         else:  # the training pixels without TensorFlow (corolla.runtime.pixels), ~6× cheaper than its eager decode
             fallback = Decoder(image_size=self.image_size, channels=self.channels) if self.runtime.name == "tf" else None  # loaded anyway
             self.decoder = PixelDecoder(image_size=self.image_size, channels=self.channels, fallback=fallback)
-            self.inline_decode_pixels = INLINE_DECODE_PIXELS
         self._label_array = np.array(self.labels, dtype=object)
         self.batcher = Batcher(
             self.runtime,
@@ -148,7 +146,7 @@ class Servable:
         """
         sizes = [check_image(data, where=where(index), max_pixels=self.max_pixels) for index, data in enumerate(images)]
         with self.batcher.reserve(len(images)) as ticket:
-            if sum(width * height for _, width, height in sizes) <= self.inline_decode_pixels:
+            if self.kind != "clips" and sum(width * height for _, width, height in sizes) <= INLINE_DECODE_PIXELS:
                 results = [_decode(self.decoder, data, where(index)) for index, data in enumerate(images)]
             else:
                 loop = asyncio.get_running_loop()
@@ -156,7 +154,7 @@ class Servable:
             for result in results:
                 if isinstance(result, ApiError):
                     raise result
-            return await ticket.run(results[0][None] if len(results) == 1 else np.stack(results), deadline=deadline)
+            return await ticket.run(np.stack(results), deadline=deadline)
 
     async def predict_pixels(self, pixels: np.ndarray, *, deadline: float) -> np.ndarray:
         """Probabilities for float32 pixels [n, size, size, channels] in 0..255 (shape checked by the caller)."""
