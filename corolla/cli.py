@@ -134,12 +134,14 @@ def evaluate(
     run_dir: pathlib.Path = typer.Argument(..., help="A run folder written by `corolla train`."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Prepared data (its --split), or a folder of class sub-folders / CSV of `path,label` (all of it). Default: the data the run trained on."),
     split: str = typer.Option("eval", help="Split of prepared data to evaluate."),
+    checkpoint: str = typer.Option("best", help="best (the best evaluation during training) or last (the final epoch's model: report this one when the eval split is your test set, so it does not pick the epoch)."),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation: none or flip (mean of the image and its mirror) \\[default: the run's --tta]."),
 ):
     """Metrics, confusion matrix, calibration and worst mistakes → RUN_DIR/report/ (index.html, metrics.json, predictions.csv of every example sorted by loss, PNGs)."""
     from corolla.evaluate import evaluate as run_evaluate
     from corolla.evaluate.report import print_summary
 
-    metrics = run_evaluate(run_dir, data_dir=data, split=split)
+    metrics = run_evaluate(run_dir, data_dir=data, split=split, checkpoint=checkpoint, tta=tta)
     print_summary(metrics, console, report_dir=run_dir / "report")
     console.print(f"Next: corolla export {run_dir}")
 
@@ -152,11 +154,12 @@ def export(
     quantize: str = typer.Option("none", help="Also write a quantized LiteRT file: none, float16, dynamic (int8 weights) or int8 (full integer, calibrated on the train split)."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Data for the parity check and int8 calibration (default: the data the run trained on)."),
     parity_images: int = typer.Option(1000, help="Eval images every format is checked on against the Keras model."),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation built into every format: none or flip (two passes per image) \\[default: the run's --tta]."),
 ):
     """Export SavedModel (TF Serving ready), ONNX and LiteRT as the next version, each checked against Keras."""
     from corolla.export import export as run_export, parity_table
 
-    path = run_export(run_dir, out=out, formats=formats, quantize=quantize, data_dir=data, parity_images=parity_images)
+    path = run_export(run_dir, out=out, formats=formats, quantize=quantize, data_dir=data, parity_images=parity_images, tta=tta)
     console.print(parity_table(path))
     console.print(f"Next: corolla serve {path.parent}")
 

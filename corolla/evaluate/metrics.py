@@ -25,12 +25,16 @@ def evaluate(
     *,
     data_dir: str | os.PathLike | None = None,
     split: str = "eval",
+    checkpoint: str = "best",
+    tta: str | None = None,
     batch_size: int = 256,
     top_k: tuple[int, ...] = (2, 3, 5),
     mistakes: int = 24,
     verbose: bool = True,
 ) -> dict:
-    """Evaluate the run's best checkpoint and write its report; returns the metrics.
+    """Evaluate one of the run's checkpoints ("best" or "last") and write its report; returns the metrics.
+
+    `tta` "flip" averages each image with its mirror image (default: the run's `tta`).
 
     `data_dir` is prepared data (its `split` is used; default: the data the run trained on),
     or a folder of class sub-folders or a CSV of `path,label` lines, decoded as training did.
@@ -40,9 +44,9 @@ def evaluate(
 
     run = Run(run_dir)
     data = data_dir or run.config.data_dir
-    predictions = collect_predictions(run, data, split=split, batch_size=batch_size, mistakes=mistakes, verbose=verbose)
+    predictions = collect_predictions(run, data, split=split, checkpoint=checkpoint, tta=tta, batch_size=batch_size, mistakes=mistakes, verbose=verbose)
     metrics = classification_metrics(predictions.truth, None, run.config.classes, probabilities=predictions.probabilities, top_k=top_k)
-    metrics.update(split=predictions.split, data_dir=str(data), checkpoint=str(run.best_checkpoint), skipped=predictions.skipped)
+    metrics.update(split=predictions.split, data_dir=str(data), checkpoint=str(run.checkpoint(checkpoint)), tta=run.config.tta if tta is None else tta, skipped=predictions.skipped)
     run.report_dir.mkdir(exist_ok=True)
     write_text(run.report_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     write_text(run.report_dir / "predictions.csv", predictions.to_csv(run.config.classes))

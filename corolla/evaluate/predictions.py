@@ -134,7 +134,7 @@ def batch_inputs(config):
     return lambda batch: (batch[0], vectorize(batch[1]))
 
 
-def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", batch_size: int = 256, mistakes: int = 24, verbose: bool = True) -> Predictions:
+def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", checkpoint: str = "best", tta: str | None = None, batch_size: int = 256, mistakes: int = 24, verbose: bool = True) -> Predictions:
     """Predict every image or clip of `data` (see `labelled_images`), keeping the worst mistakes."""
     from rich.progress import Progress
 
@@ -144,7 +144,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ba
     images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve())
     decode, to_model = decoder(config), batch_inputs(config)
     dataset = images.dataset.map(lambda inputs, label, key: (decode(inputs), label, key), num_parallel_calls=AUTOTUNE)
-    model = run.load_model()
+    model = run.load_model(checkpoint, tta=tta)
     truths, probabilities, worst, all_keys = [], [], [], []
     noun = "clips" if config.kind == "clips" else "images"
     with Progress(transient=True, disable=not verbose) as progress:

@@ -23,7 +23,7 @@ LABELS = "labels.txt"
 SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables", "assets")
 
 
-def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, seconds: dict[str, float]) -> dict:
+def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, seconds: dict[str, float], tta: str = "none") -> dict:
     """Write labels.txt, corolla.json and model_card.json into `version_dir`; returns the card."""
     import corolla
     from corolla.export.litert import LiteRTRunner
@@ -60,6 +60,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         **({"frames": config.frames, "task": config.task} if config.kind == "clips" else {}),
         "input": inputs,
         "output": {"probabilities": f"float32 [batch, {len(config.classes)}], in the order of labels.txt"},
+        "test_time_augmentation": {"none": "none", "flip": "flip: mean of the image's and its mirror image's probabilities, inside every format"}[tta],
         "formats": formats,
         "metrics": {key: metrics[key] for key in ("split", "count", "accuracy", "top_k_accuracy", "calibration") if key in metrics}
         or "not evaluated yet: run `corolla evaluate RUN_DIR` before exporting",

@@ -41,13 +41,15 @@ def export(
     data_dir: str | os.PathLike | None = None,
     parity_images: int = 1000,
     calibration_images: int = 500,
+    tta: str | None = None,
     verbose: bool = True,
 ) -> pathlib.Path:
     """Export the run's best checkpoint as the next version under `out` (default RUN_DIR/export).
 
     `quantize` adds a quantized LiteRT file beside the float32 one. Parity runs on up to
     `parity_images` images of the eval split of `data_dir` (default: the data the run trained
-    on); int8 calibration uses `calibration_images` of its train split.
+    on); int8 calibration uses `calibration_images` of its train split. `tta` "flip" builds
+    flip averaging into every format (default: the run's `tta`; see corolla.models.tta).
     """
     from corolla.export.litert import QUANTIZATIONS
 
@@ -73,7 +75,8 @@ def export(
     from corolla.export.parity import check_parity, sample_split
 
     console = Console(stderr=True, quiet=not verbose)
-    model = run.load_model()
+    tta = config.tta if tta is None else tta
+    model = run.load_model(tta=tta)
     if config.kind == "clips":
         from corolla.export.clip_signatures import pixel_specs
 
@@ -110,7 +113,7 @@ def export(
             step(f"litert:{quantize}", lambda: write_litert(model, temporary / litert_filename(quantize), input_spec=litert_spec, quantize=quantize, calibration=calibration))
         split = "eval" if config.eval_images else "train"
         parity = step("parity", lambda: check_parity(model, temporary, sample_split(data_dir, config, split, count=parity_images)))
-        write_card(temporary, run=run, version=version, parity=parity, seconds=seconds)
+        write_card(temporary, run=run, version=version, parity=parity, seconds=seconds, tta=tta)
         os.rename(temporary, base / str(version))
     except CorollaError as error:
         previous = f"; version {version - 1} stays the newest" if version > 1 else ""

@@ -44,6 +44,7 @@ def train(
     clipnorm: Optional[float] = typer.Option(None, help="Clip each gradient to this norm \\[default: off]."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after this many evaluations without improvement \\[default: off]."),
     augment: Optional[str] = typer.Option(None, help=_help("none, light (flip, shift) or standard (random-resized crop, flip, brightness, contrast).", "augment")),
+    tta: Optional[str] = typer.Option(None, help=_help("Test-time augmentation `evaluate` and `export` apply: none, or flip (mean of the image and its mirror; for data whose mirror image keeps its label).", "tta")),
     fine_tune: Optional[bool] = typer.Option(None, help="Pretrained models: after the head, unfreeze the backbone and train on at a lower LR."),
     fine_tune_epochs: Optional[int] = typer.Option(None, help="Epochs of the fine-tune stage \\[default: --epochs]."),
     fine_tune_layers: Optional[str] = typer.Option(None, help="Top N backbone layers to unfreeze, or 'all' \\[default: all]. BatchNorm stays frozen."),
@@ -68,7 +69,7 @@ def train(
     options = dict(
         model=model, backbone=backbone, epochs=epochs, train_steps=train_steps, steps_per_eval=steps_per_eval, batch_size=batch_size,
         optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, warmup=warmup, momentum=momentum, nesterov=nesterov,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, clipnorm=clipnorm, early_stopping=early_stopping, augment=augment,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, clipnorm=clipnorm, early_stopping=early_stopping, augment=augment, tta=tta,
         fine_tune=fine_tune, fine_tune_epochs=fine_tune_epochs, fine_tune_layers=layers, fine_tune_learning_rate=fine_tune_learning_rate,
         cache_features=cache_features, distribute=distribute, mixed_precision=mixed_precision, jit_compile=jit_compile, seed=seed,
     )  # fmt: skip

@@ -24,6 +24,7 @@ def check(settings: TrainConfig) -> None:
     """Every choice validated before anything is written or any data is read."""
     from corolla.data.augment import check_preset
     from corolla.models import get_model
+    from corolla.models.tta import check_tta
     from corolla.train.distribute import DISTRIBUTE
     from corolla.train.optim import OPTIMIZERS, SCHEDULES, check_choice
 
@@ -39,6 +40,7 @@ def check(settings: TrainConfig) -> None:
     if settings.backbone:
         get_model(settings.backbone)
     check_preset(settings.augment)
+    check_tta(settings.tta, kind=settings.kind)
     check_choice("optimizer", settings.optimizer, OPTIMIZERS)
     check_choice("schedule", settings.schedule, SCHEDULES)
     check_choice("cache_features", settings.cache_features, CACHE_FEATURES)
