@@ -21,6 +21,7 @@ _API = {
     "prepare": "corolla.data.prepare",
     "load": "corolla.data.pipeline",
     "train": "corolla.train.trainer",
+    "tune": "corolla.tune.search",
     "evaluate": "corolla.evaluate.metrics",
     "export": "corolla.export.saved_model",
     "serve": "corolla.serve.app",

@@ -21,6 +21,7 @@ from corolla.models.cli import models_app
 from corolla.serve.cli import register as register_serve_commands
 from corolla.studio.cli import register as register_studio_command
 from corolla.train.cli import register as register_train_command
+from corolla.tune.cli import register as register_tune_command
 
 app = typer.Typer(help="Train an image classifier on your own pictures and serve it.", no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="Built-in datasets.", no_args_is_help=True)
@@ -127,6 +128,7 @@ def prepare(
 
 
 register_train_command(app)  # its many options live in corolla/train/cli.py
+register_tune_command(app)
 
 
 @app.command()

@@ -18,6 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import json
+
 import keras
 import numpy as np
 
@@ -25,6 +28,22 @@ from corolla.errors import CorollaError
 from corolla.models.transfer import backbone_of
 
 FEATURE_LAYERS = ("pool", "flatten")  # weightless, deterministic: safe to run once
+_shared: dict | None = None  # inside `shared_features()`: features by (data, encoder), for every run in this process
+
+
+@contextlib.contextmanager
+def shared_features():
+    """Runs in this block reuse each other's cached features of the same data through the same frozen encoder.
+
+    `corolla tune` trains its trials in one process inside this block: a head-only trial then
+    costs its head's epochs, not another pass of the backbone.
+    """
+    global _shared
+    outer, _shared = _shared, {} if _shared is None else _shared
+    try:
+        yield
+    finally:
+        _shared = outer
 
 
 def frozen_backbone(model):
@@ -119,18 +138,27 @@ def cached_feature_data(network, data, settings, *, verbose: int, on_batch=None)
     import time
 
     extractor, head = split_at_features(network)
-    if verbose:
-        print("Frozen encoder, no augmentation: computing its features once, then training the head on them.")
+    key = json.dumps([str(settings.data_dir), settings.model, settings.backbone, settings.model_options], sort_keys=True, default=str)
     started = time.perf_counter()
-    train_features = compute_features(extractor, data.plain_train(), on_batch=on_batch)
+    reused = _shared is not None and key in _shared
+    if reused:
+        train_features, eval_features = _shared[key]
+        if verbose:
+            print("Frozen encoder, no augmentation: reusing the features an earlier run in this process computed.")
+    else:
+        if verbose:
+            print("Frozen encoder, no augmentation: computing its features once, then training the head on them.")
+        train_features = compute_features(extractor, data.plain_train(), on_batch=on_batch)
+        eval_features = compute_features(extractor, data.eval, on_batch=on_batch) if data.eval is not None else None
+        if _shared is not None:
+            _shared[key] = (train_features, eval_features)
     train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
     images, eval_data = len(train_features[1]), None
-    if data.eval is not None:
-        eval_features = compute_features(extractor, data.eval, on_batch=on_batch)
+    if eval_features is not None:
         eval_data = feature_dataset(*eval_features, batch_size=data.global_batch, shuffle=False, seed=settings.seed)
         images += len(eval_features[1])
     seconds = time.perf_counter() - started
     if verbose:
-        print(f"Features: {images:,} {settings.kind} in {seconds:.1f} s ({images / seconds:,.0f}/s through the frozen encoder).")
+        print(f"Features: {images:,} {settings.kind} in {seconds:.1f} s ({images / max(seconds, 1e-9):,.0f}/s through the frozen encoder).")
     train_data = train_data.repeat() if settings.train_steps else train_data
-    return head, train_data, eval_data, {"images": images, "seconds": seconds, "images_per_second": images / seconds}
+    return head, train_data, eval_data, {"images": images, "seconds": seconds, "images_per_second": images / max(seconds, 1e-9), "reused": reused}

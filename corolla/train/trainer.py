@@ -57,7 +57,7 @@ def train(
     """
     settings = _resolve(data_dir, out=out, config=config, recipe=recipe, resume=resume, options=options)
     manifest = describe(settings.data_dir)  # prepared data or a raw folder/CSV; bad input fails here, before TensorFlow loads
-    settings = _with_data(settings, manifest)
+    settings = with_data(settings, manifest)
     session.check(settings)
     run_dir = pathlib.Path(out) if out is not None else pathlib.Path("runs") / pathlib.PurePosixPath(settings.data_dir).name
     if find_lr:
@@ -113,7 +113,7 @@ def _absolute(data_dir) -> str:
     return str(data_dir) if is_remote(data_dir) else str(pathlib.Path(data_dir).resolve())
 
 
-def _with_data(settings: TrainConfig, manifest) -> TrainConfig:
+def with_data(settings: TrainConfig, manifest) -> TrainConfig:
     """The config completed from the data; a config that named other classes is refused."""
     if settings.classes and list(settings.classes) != list(manifest.classes):
         raise CorollaError(
