@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages corolla's demo and tests use, when apt is there and we may use it.
 # Without them corolla still works: Fashion-MNIST is then downloaded from its official URLs.
+# Extra package names as arguments are installed too (benchmarks: tuxpaint-stamps-default).
 set -u
-packages=(dataset-fashion-mnist chromium chromium-driver wrk)
+packages=(dataset-fashion-mnist chromium chromium-driver wrk "$@")
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -1,6 +1,6 @@
 """The package layout is the architecture: every import in corolla/ points to a lower floor.
 
-data ← models ← train ← evaluate ← runtime (the loaded export) ← export ← predict / serve ← studio ← cli
+data ← models ← train ← tune ← evaluate ← runtime (the loaded export) ← export ← predict / serve ← studio ← cli
 (DESIGN.md §6). A module may import its own package and anything below it, never a package on
 its floor or above: `export` reaching up into `serve` is what this test exists to catch.
 """
@@ -20,6 +20,7 @@ FLOORS = [
     {"config", "models"},
     {"run"},
     {"train"},
+    {"tune"},  # KerasTuner over train runs
     {"evaluate"},
     {"runtime"},
     {"export"},

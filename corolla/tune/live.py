@@ -14,7 +14,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.live import Live
 
-from corolla.tune.table import render, trial_rows
+from corolla.tune.table import render, settings_text, trial_rows
 from corolla.tune.tuner import OBJECTIVE, trial_dir
 
 
@@ -33,7 +33,7 @@ class LiveTrials:
         self.console.print(f"Searching {tuned}; trials validate on {tuner.data_dir} (its eval split is held out of train).")
 
     def _table(self):
-        return render(trial_rows(self.tuner), self.space, title=f"corolla tune · {self.tuner.budget.spent():.0f} s")
+        return render(trial_rows(self.tuner), title=f"corolla tune · {self.tuner.budget.spent():.0f} s")
 
     def __enter__(self):
         if self.verbose and self.console.is_terminal:
@@ -50,7 +50,7 @@ class LiveTrials:
         folder = trial_dir(self.tuner.out, trial.trial_id).name
         if kind == "begin":
             options = self.tuner.trial_options(trial)
-            chosen = ", ".join(f"{name}={options.get(name)!r}" for name, param in self.space.items() if param.kind != "fixed")
+            chosen = settings_text({name: options.get(name) for name, param in self.space.items() if param.kind != "fixed"})
             self.console.print(f"Trial {folder}: {chosen}, {options.get('epochs')} epochs")
         elif trial.status == "COMPLETED":
             self.console.print(f"Trial {folder}: validation accuracy {trial.score:.2%} ({self.tuner.budget.trial_seconds.get(trial.trial_id, 0):.0f} s)")
@@ -59,7 +59,7 @@ class LiveTrials:
             self.console.print(f"[red]Trial {folder} failed:[/] {reason[0]}")
 
     def summary(self, rows: list[dict], result: dict) -> None:
-        self.console.print(render(rows, self.space, title=f"Ranking: {len(rows)} trial(s) in {result['seconds']:.0f} s", limit=10))
+        self.console.print(render(rows, title=f"Ranking: {len(rows)} trial(s) in {result['seconds']:.0f} s", limit=10))
         if result["best"]:
             best = result["best"]
             self.console.print(f"Best: trial {best['trial']}, validation accuracy {best[OBJECTIVE]:.2%} → {result['best_config']}")

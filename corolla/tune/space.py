@@ -90,7 +90,8 @@ def _param(name: str, value, where: str) -> Param:
             raise CorollaError(f"'{name}' in {where} has no choices. Give at least one value, e.g. {name}: [{getattr(TrainConfig(), name)!r}]. Received: {name}=[]")
         if len({type(choice) for choice in value}) > 1 or not all(isinstance(choice, (str, int, float, bool)) for choice in value):
             raise CorollaError(f"The choices of '{name}' in {where} must be plain values of one type. Received: {name}={value!r}")
-        return Param(name, "choice", tuple(dict.fromkeys(value)))
+        choices = tuple(dict.fromkeys(value))
+        return Param(name, "fixed", choices) if len(choices) == 1 else Param(name, "choice", choices)
     extra = sorted(set(value) - {"min", "max", "log"})
     if extra or "min" not in value or "max" not in value:
         raise CorollaError(f"A range in {where} is {{min: …, max: …}} with an optional `log: true`. Received: {name}={value!r}")
@@ -112,7 +113,9 @@ def _param(name: str, value, where: str) -> Param:
 def declare(space: dict[str, Param], hp) -> None:
     """Declare the non-fixed parameters on KerasTuner's HyperParameters `hp`."""
     for param in space.values():
-        if param.kind == "choice":
+        if param.kind == "choice" and isinstance(param.values[0], bool):
+            hp.Boolean(param.name)  # KerasTuner's Choice would hand back 0 and 1
+        elif param.kind == "choice":
             hp.Choice(param.name, list(param.values))
         elif param.kind == "int":
             hp.Int(param.name, int(param.low), int(param.high), sampling="log" if param.log else "linear")
@@ -125,7 +128,11 @@ def trial_options(space: dict[str, Param], values: dict) -> dict:
     from corolla.models import get_model
 
     options = {name: param.values[0] for name, param in space.items() if param.kind == "fixed"}
-    options.update({name: value for name, value in values.items() if not name.startswith("tuner/")})
+    defaults = TrainConfig()
+    for name, value in values.items():
+        if name in space:  # not `tuner/…` bookkeeping; cast back to the option's type (KerasTuner keeps numbers loosely)
+            default = getattr(defaults, name)
+            options[name] = type(default)(value) if isinstance(default, (bool, int, float)) and not isinstance(value, str) else value
     if options.get("fine_tune") and not get_model(options.get("model", TrainConfig.model)).pretrained:
         options["fine_tune"] = False  # no backbone to unfreeze: the choice does not apply to this model
     return options

@@ -2,7 +2,7 @@
 
 Example:
     rows = trial_rows(tuner)                     # one dict per trial, best first when ranked
-    console.print(render(rows, space, title="corolla tune"))
+    console.print(render(rows, title="corolla tune"))
 """
 
 from __future__ import annotations
@@ -38,17 +38,20 @@ def trial_rows(tuner, *, ranked: bool = False) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], space, *, title: str, limit: int | None = None) -> Table:
-    tuned = [name for name, param in space.items() if param.kind != "fixed"]
-    table = Table("trial", "status", *tuned, "epochs", "validation accuracy", "seconds", title=title)
+def render(rows: list[dict], *, title: str, limit: int | None = None) -> Table:
+    table = Table("trial", "status", "settings", "epochs", "validation accuracy", "seconds", title=title)
     for row in rows[:limit]:
         running = row["status"] == "running"
         status = f"running {row['epochs_done']}/{row['epochs']}" if running else row["status"]
-        values = [_value(row["values"].get(name)) for name in tuned]
         score = "–" if row[OBJECTIVE] is None else f"{row[OBJECTIVE]:.2%}"
         seconds = "–" if row["seconds"] is None else f"{row['seconds']:.0f}"
-        table.add_row(row["trial"], status, *values, str(row["epochs"]), score, seconds)
+        table.add_row(row["trial"], status, settings_text(row["values"]), str(row["epochs"]), score, seconds)
     return table
+
+
+def settings_text(values: dict) -> str:
+    """The tuned values, short: "model=fastnet learning_rate=0.00312 augment=light"."""
+    return " ".join(f"{name}={_value(value)}" for name, value in values.items())
 
 
 def _value(value) -> str:
