@@ -150,7 +150,7 @@ def test_default_space_follows_the_data():
         ({"learning_rate": {"min": 0.1, "max": 0.01}}, {}, "runs backwards"),
         ({"learning_rate": {"min": 0, "max": 0.1, "log": True}}, {}, "log range needs min > 0"),
         ({"augment": {"min": 1, "max": 2}}, {}, "'augment' is not a number"),
-        ({"augment": ["light"], "cache_features": "on"}, {}, "contradicts itself: a trial with augment='light' could not train: cache_features=on"),
+        ({"model": "efficientnet_lite0", "augment": ["none", "light"], "cache_features": "on"}, {}, "contradicts itself: a trial with augment='light' could not train: cache_features=on"),
         ({"model": ["convnet"], "fine_tune": True}, {}, "none of its models .* pretrained backbone"),
         ({"model": ["convnet", "no_such_net"]}, {}, "contradicts itself: a trial with model='no_such_net'"),
         ({"epochs": {"min": 2, "max": 6}}, {}, "Hyperband decides each trial's epochs"),

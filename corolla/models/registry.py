@@ -91,12 +91,7 @@ def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, **
     input_shape = _check_input_shape(spec, input_shape)
     if not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise CorollaError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes!r}")
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise CorollaError(
-            f"Model '{spec.name}' has no option {', '.join(map(repr, unknown))}. "
-            f"Its options: {', '.join(spec.options) or '(none)'}. Received: {', '.join(f'{key}={options[key]!r}' for key in unknown)}"
-        )
+    check_options(spec, options)
     parameters = inspect.signature(spec.builder).parameters
     missing = [key for key in spec.options if key not in options and parameters[key].default is inspect.Parameter.empty
                and parameters[key].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
@@ -142,3 +137,13 @@ def _check_input_shape(spec: ModelSpec, input_shape) -> tuple[int, ...]:
 def _load_builtins() -> None:
     """Import the modules whose decorators register corolla's own models (once; imports are cached)."""
     from corolla.models import applications, clips, efficientnet_lite, fastnet, resnet, seeds  # noqa: F401
+
+
+def check_options(spec: ModelSpec, options: dict) -> None:
+    """CorollaError naming any keyword the model's builder does not take."""
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise CorollaError(
+            f"Model '{spec.name}' has no option {', '.join(map(repr, unknown))}. "
+            f"Its options: {', '.join(spec.options) or '(none)'}. Received: {', '.join(f'{key}={options[key]!r}' for key in unknown)}"
+        )

@@ -24,11 +24,13 @@ def check(settings: TrainConfig) -> None:
     """Every choice validated before anything is written or any data is read."""
     from corolla.data.augment import check_preset
     from corolla.models import get_model
+    from corolla.models.registry import check_options
     from corolla.models.tta import check_tta
     from corolla.train.distribute import DISTRIBUTE
     from corolla.train.optim import OPTIMIZERS, SCHEDULES, check_choice
 
     spec = get_model(settings.model)
+    check_options(spec, settings.model_options)
     if spec.kind != settings.kind:
         suggestion = {"clips": "clip_lstm (or clip_qa for questions)", "images": "an image model such as convnet"}[settings.kind]
         raise CorollaError(

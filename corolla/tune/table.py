@@ -39,7 +39,10 @@ def trial_rows(tuner, *, ranked: bool = False) -> list[dict]:
 
 
 def render(rows: list[dict], *, title: str, limit: int | None = None) -> Table:
-    table = Table("trial", "status", "settings", "epochs", "validation accuracy", "seconds", title=title)
+    table = Table("trial", "status", title=title)
+    table.add_column("settings", overflow="fold", ratio=1)
+    for name in ("epochs", "validation accuracy", "seconds"):
+        table.add_column(name, justify="right")
     for row in rows[:limit]:
         running = row["status"] == "running"
         status = f"running {row['epochs_done']}/{row['epochs']}" if running else row["status"]

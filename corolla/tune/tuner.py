@@ -127,11 +127,23 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.on_event("end", self.oracle.trials[trial.trial_id])
 
     def search(self, **_):
+        from corolla.errors import CorollaError
+
+        from keras_tuner.src import config as tuner_config
+
+        debug, tuner_config.DEBUG = tuner_config.DEBUG, False  # its DEBUG prints each failed trial's traceback; LiveTrials prints the reason
         try:
             super().search(verbose=0)
         except _Stop:
             pass
-        self.budget.save()
+        except RuntimeError as error:  # KerasTuner gives up after 3 failed trials in a row
+            if "consecutive failures" not in str(error):
+                raise
+            last = [line for line in str(error).strip().splitlines() if line.strip()][-1]
+            raise CorollaError(f"Three trials in a row failed, so the tune stopped; the last one said: {last}. Their run folders are under {self.out / 'trials'}.") from None
+        finally:
+            tuner_config.DEBUG = debug
+            self.budget.save()
 
     def save_model(self, trial_id, model, step=0):  # each trial's run folder holds its checkpoints
         pass
