@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import report  # noqa: E402
+from common import OUT, report  # noqa: E402
 from train_throughput import numpy_fit  # noqa: E402
 
 TRAIN_IMAGES = 60_000
@@ -89,6 +89,8 @@ def main() -> None:
             result["reference_epoch_seconds"] = (references[-2] + references[-1]) / 2
             result["reference_epochs"] = (result["train_seconds"] + result["evaluate_seconds"]) / result["reference_epoch_seconds"]
             results.append(result)
+            OUT.mkdir(exist_ok=True)  # each finished seed survives a later crash or kill
+            (OUT / "time_to_accuracy.partial.json").write_text(json.dumps({"references": references, "seeds": results}, indent=2) + "\n")
             print(f"seed {seed}: {result['final_accuracy']:.2%} in {result['reference_epochs']:.1f} reference epochs", flush=True)
 
     rows = [

@@ -20,8 +20,6 @@ import pathlib
 import re
 import shutil
 
-import yaml
-
 from corolla.errors import CorollaError
 from corolla.tune.space import check_space, default_space, parse_space, read_space, space_yaml
 
@@ -151,8 +149,3 @@ def _finish(tuner, out: pathlib.Path, live) -> dict:
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     live.summary(rows, result)
     return result
-
-
-def best_settings(out: str | os.PathLike) -> dict:
-    """The options in OUT/best.yaml."""
-    return yaml.safe_load((pathlib.Path(out) / "best.yaml").read_text())
