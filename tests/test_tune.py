@@ -125,11 +125,24 @@ def test_hyperband_gives_trials_their_epochs_and_frozen_backbones_share_features
 
     space = {"model": "efficientnet_lite0", "learning_rate": {"min": 0.003, "max": 0.03, "log": True}, "batch_size": 16, "augment": "none", "epochs": 3}
     result = tune(prepared, out=tmp_path / "hb", space=space, max_trials=4, verbose=False)
-    assert len(result["trials"]) == 4
+    assert len(result["trials"]) == 4 and all(row["status"] == "completed" for row in result["trials"])
     epochs = sorted(row["epochs"] for row in result["trials"])
     assert epochs[0] < 3 and all(1 <= value <= 3 for value in epochs), "Hyperband's early rounds train fewer epochs"
     passes = [json.loads((tmp_path / "hb" / "trials" / row["trial"] / "history.json").read_text())["feature_pass"] for row in sorted(result["trials"], key=lambda row: row["trial"])]
     assert [feature_pass["reused"] for feature_pass in passes] == [False, True, True, True]
+
+
+@pytest.mark.slow
+def test_shared_features_serve_runs_with_and_without_label_smoothing(prepared, tmp_path):
+    """Label smoothing one-hots the labels: runs sharing features must each get their own encoding."""
+    from corolla.train import train
+    from corolla.train.features import shared_features
+
+    with shared_features():
+        for index, smoothing in enumerate((0.1, 0.0, 0.1)):
+            train(prepared, out=tmp_path / f"run{index}", model="efficientnet_lite0", epochs=1, batch_size=16, label_smoothing=smoothing, verbose=False)
+    passes = [json.loads((tmp_path / f"run{index}" / "history.json").read_text())["feature_pass"]["reused"] for index in range(3)]
+    assert passes == [False, True, True]
 
 
 def test_default_space_follows_the_data():

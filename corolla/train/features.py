@@ -129,6 +129,16 @@ def feature_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: i
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _labels_for(features_and_labels, settings):
+    """Shared features keep whatever labels their first run had: one-hot them (label smoothing) or not, for this run."""
+    features, labels = features_and_labels
+    if settings.label_smoothing and labels.ndim == 1:
+        return features, np.eye(len(settings.classes), dtype=np.float32)[labels]
+    if not settings.label_smoothing and labels.ndim == 2:
+        return features, labels.argmax(axis=-1).astype(np.int32)
+    return features, labels
+
+
 def cached_feature_data(network, data, settings, *, verbose: int, on_batch=None):
     """(head, train features, eval features or None, feature_pass) for a stage training `network`'s head alone.
 
@@ -152,10 +162,10 @@ def cached_feature_data(network, data, settings, *, verbose: int, on_batch=None)
         eval_features = compute_features(extractor, data.eval, on_batch=on_batch) if data.eval is not None else None
         if _shared is not None:
             _shared[key] = (train_features, eval_features)
-    train_data = feature_dataset(*train_features, batch_size=data.global_batch, shuffle=True, seed=settings.seed)
+    train_data = feature_dataset(*_labels_for(train_features, settings), batch_size=data.global_batch, shuffle=True, seed=settings.seed)
     images, eval_data = len(train_features[1]), None
     if eval_features is not None:
-        eval_data = feature_dataset(*eval_features, batch_size=data.global_batch, shuffle=False, seed=settings.seed)
+        eval_data = feature_dataset(*_labels_for(eval_features, settings), batch_size=data.global_batch, shuffle=False, seed=settings.seed)
         images += len(eval_features[1])
     seconds = time.perf_counter() - started
     if verbose:
