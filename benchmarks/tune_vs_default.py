@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import report  # noqa: E402
+from common import OUT, report  # noqa: E402
 
 STAMPS = pathlib.Path("/usr/share/tuxpaint/stamps")
 CLI = [sys.executable, "-m", "corolla.cli"]
@@ -81,6 +81,8 @@ def main() -> None:
                 "_default": default_accuracy,
                 "_tuned": tuned_accuracy,
             })  # fmt: skip
+            OUT.mkdir(exist_ok=True)  # each finished seed survives a later crash or kill
+            (OUT / "tune_vs_default.partial.json").write_text(json.dumps({"rows": rows, "trials": trials}, indent=2) + "\n")
             print(f"seed {seed}: default {default_accuracy:.2%}, tuned {tuned_accuracy:.2%}", flush=True)
     margins = [row["_tuned"] - row["_default"] for row in rows]
     summary = {"mean_margin_points": 100 * statistics.mean(margins), "min_margin_points": 100 * min(margins), "budget": args.budget}

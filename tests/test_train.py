@@ -193,6 +193,10 @@ def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head
     assert summary["head_images_per_second"] > 0 and summary["images_per_second"] > 0
     rows = (out / "history.csv").read_text().splitlines()
     assert len(rows) == 4 and "feature_pass" not in rows[0]
+    from corolla.evaluate import evaluate
+
+    evaluate(out, verbose=False)  # its report plots the per-epoch lists only, not feature_pass (a dict)
+    assert (out / "report" / "training_curves.png").stat().st_size > 1000
 
 
 def test_the_summary_line_names_what_each_speed_measured():

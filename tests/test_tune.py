@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,25 @@ def test_a_finished_tune_resumes_as_a_no_op_and_another_space_is_refused(tuned, 
     assert {path: path.stat().st_mtime for path in mtimes} == mtimes
     with pytest.raises(CorollaError, match=r"other settings \(space differ\).*--overwrite"):
         tune(prepared, out=out, space={**TINY_SPACE, "epochs": 4}, algorithm="random", max_trials=3, verbose=False)
+
+
+def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tuned, prepared, tmp_path):
+    """--time-budget ends the tune in time: the next trial does not start when finished trials alike say it cannot fit."""
+    from corolla.tune import tune
+
+    out, result = tuned
+    copy = tmp_path / "tune"
+    shutil.copytree(out, copy)
+    spent = json.loads((copy / "tune.json").read_text())["spent_seconds"]
+    shortest = min(row["seconds"] for row in result["trials"])  # every 4th trial is estimated at ≥ this (same epochs)
+    short = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, time_budget=spent + 0.9 * shortest, verbose=False)
+    statuses = {row["trial"]: row["status"] for row in short["trials"]}
+    assert statuses == {"001": "completed", "002": "completed", "003": "completed", "004": "deferred"}
+    assert not (copy / "trials" / "004").exists(), "the deferred trial did not start"
+    longer = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, verbose=False)
+    assert sorted((row["trial"], row["status"]) for row in longer["trials"]) == [(f"00{n}", "completed") for n in range(1, 5)]
+    deferred = next(row for row in short["trials"] if row["trial"] == "004")
+    assert next(row for row in longer["trials"] if row["trial"] == "004")["values"] == deferred["values"], "the resume ran the deferred trial"
 
 
 @pytest.mark.slow

@@ -80,7 +80,9 @@ def training_curves_png(history: dict[str, list[float]]) -> bytes:
     """Loss and every accuracy-like metric per epoch, train beside validation."""
     from matplotlib.ticker import MaxNLocator
 
-    names = [name for name in history if not name.startswith("val_") and name not in ("learning_rate", "epoch_seconds", "images_per_second")]
+    not_metrics = ("learning_rate", "epoch_seconds", "images_per_second", "head_images_per_second")
+    # Per-epoch lists only: a run on cached backbone features also records `feature_pass`, a dict.
+    names = [name for name, values in history.items() if isinstance(values, list) and not name.startswith("val_") and name not in not_metrics]
     figure = _figure(4.2 * len(names), 3.6)
     for index, name in enumerate(names, start=1):
         axes = figure.add_subplot(1, len(names), index)

@@ -14,7 +14,7 @@ def tune(
     space: Optional[pathlib.Path] = typer.Option(None, help="Search space YAML: option: [choices] | {min, max, log} | value \\[default: a built-in space for this data's size, written to OUT/space.yaml]."),
     algorithm: str = typer.Option("hyperband", help="hyperband, bayesian or random."),
     max_trials: Optional[int] = typer.Option(None, help="Stop after this many trials \\[default: hyperband: when its brackets are done; bayesian/random: 20]."),
-    time_budget: Optional[str] = typer.Option(None, help="Stop starting trials after this long, e.g. 20m, 1h30m, 900s (counted across resumes)."),
+    time_budget: Optional[str] = typer.Option(None, help="End within this long, e.g. 20m, 1h30m, 900s (counted across resumes): a trial starts only if finished trials alike say it ends in time."),
     executions_per_trial: int = typer.Option(1, help="Train each setting this many times (seeds seed, seed+1, …) and score the mean."),
     validation_fraction: float = typer.Option(0.1, help="Share of each class of the train split held out to score trials."),
     seed: int = typer.Option(42, help="Seed of the search, the validation holdout and each trial's training."),

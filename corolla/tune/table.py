@@ -25,7 +25,7 @@ def trial_rows(tuner, *, ranked: bool = False) -> list[dict]:
         score = float(trial.score) if trial.status == "COMPLETED" and trial.score is not None else None
         rows.append({
             "trial": folder.name,
-            "status": trial.status.lower(),
+            "status": "deferred" if trial.trial_id == tuner.deferred else trial.status.lower(),
             "values": {name: options.get(name) for name, param in tuner.space.items() if param.kind != "fixed"},
             "epochs": options.get("epochs"),
             "epochs_done": len(history.get(OBJECTIVE, [])),

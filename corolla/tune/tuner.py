@@ -27,6 +27,7 @@ from corolla.tune.space import declare, trial_options
 OBJECTIVE = "val_accuracy"
 ALGORITHMS = ("hyperband", "bayesian", "random")
 STATE = "tune.json"  # seconds spent over every session, for --time-budget across resumes
+COST_OPTIONS = ("model", "backbone", "fine_tune", "augment", "batch_size", "cache_features")  # what sets a trial's seconds per epoch
 
 
 class _Stop(Exception):
@@ -76,6 +77,10 @@ class Budget:
     def exhausted(self) -> bool:
         return self.seconds is not None and self.spent() >= self.seconds
 
+    def fits(self, expected_seconds: float | None) -> bool:
+        """Whether a trial expected to take this long ends within the budget (an unknown length is given the chance)."""
+        return self.seconds is None or expected_seconds is None or self.spent() + expected_seconds <= self.seconds
+
 
 def trial_dir(out: pathlib.Path, trial_id: str, execution: int = 0) -> pathlib.Path:
     name = f"{int(trial_id) + 1:03d}" + (f"-{execution + 1}" if execution else "")
@@ -87,6 +92,7 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.space, self.data_dir, self.out = space, str(data_dir), out
         self.executions, self.seed, self.budget, self.max_trials = executions, seed, budget, max_trials
         self.on_event = on_event or (lambda kind, trial: None)
+        self.deferred = None  # the trial handed out but not started because it would overrun the budget
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner prints "Reloading Tuner from …"; the caller says so itself
             super().__init__(oracle=oracle, hypermodel=_Space(space), directory=str(out), project_name="keras_tuner", overwrite=False)
 
@@ -98,6 +104,10 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
             raise _Stop()
 
     def on_trial_begin(self, trial):
+        if not self.budget.fits(self.expected_seconds(trial)):
+            self.deferred = trial.trial_id  # the oracle keeps it as ongoing: a resume with more time runs it
+            self.on_event("deferred", trial)
+            raise _Stop()
         self.budget.begin(trial.trial_id)
         self.on_event("begin", trial)
 
@@ -113,6 +123,19 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
             scores.append(max(history[OBJECTIVE]))
             _clear_session()
         return {OBJECTIVE: statistics.mean(scores)}
+
+    def expected_seconds(self, trial) -> float | None:
+        """Its epochs × the most seconds per epoch of finished trials that cost alike (COST_OPTIONS), else of any; None before any finished."""
+        options = self.trial_options(trial)
+        cost = tuple(options.get(name) for name in COST_OPTIONS)
+        alike, others = [], []
+        for finished in self.finished_trials():
+            seconds, finished_options = self.budget.trial_seconds.get(finished.trial_id), self.trial_options(finished)
+            if finished.status == "COMPLETED" and seconds:
+                rate = seconds / _epochs(finished_options)
+                (alike if tuple(finished_options.get(name) for name in COST_OPTIONS) == cost else others).append(rate)
+        rates = alike or others
+        return max(rates) * _epochs(options) if rates else None
 
     def trial_options(self, trial) -> dict:
         values = trial.hyperparameters.values
@@ -152,6 +175,12 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
         from corolla.run import Run
 
         return Run(trial_dir(self.out, trial.trial_id)).load_model()
+
+
+def _epochs(options: dict) -> int:
+    from corolla.config import TrainConfig
+
+    return int(options.get("epochs") or TrainConfig.epochs)
 
 
 def _clear_session() -> None:
