@@ -1,6 +1,6 @@
 """The server's own cost per request, measured against what the work and the HTTP stack alone cost.
 
-    .venv/bin/python benchmarks/serve_overhead.py [--baseline REV] [--step LABEL=REV[:PKG,…]]… [--seconds 6] [--models demo,224]
+    .venv/bin/python benchmarks/serve_overhead.py [--baseline REV] [--step LABEL=REV[:PKG,…]]… [--seconds 6] [--models demo,224] [--workers 1,2]
 
 In one run, on the same payloads (one image per request: the demo's 28×28 grayscale PNG, a
 500×375 JPEG for the 224-px SqueezeNet):
@@ -10,8 +10,9 @@ In one run, on the same payloads (one image per request: the demo's 28×28 grays
    parses the same JSON and answers a fixed body (req/s);
 3. `corolla serve` (batching on: --max-batch-size 32 --batch-timeout-ms 2), TF Serving JSON and
    KServe V2 JSON, at concurrency 1, 16 and 64: req/s, p50/p99, and the server process's CPU
-   seconds per request (utime + stime from /proc/PID/stat), for each runtime; and its RSS at
-   rest and after each of four 32-client bursts.
+   seconds per request (utime + stime from /proc/PID/stat, summed over its worker processes),
+   for each runtime and each --workers count; and its RSS (all processes) at rest and after
+   each of four 32-client bursts.
 With --baseline REV the same server rows are taken for that commit too (`git archive` into a
 temporary folder, run with this venv but without the packages its pyproject.toml does not list:
 uvloop, httptools, orjson, simplejpeg), side by side. Each --step adds a commit measured at
@@ -116,21 +117,58 @@ def process(command: list[str], *, ready_url: str, env: dict, log: pathlib.Path,
             child.wait(timeout=60)
 
 
-def serve_command(export_base: pathlib.Path, runtime: str, port: int, *, hide: tuple[str, ...] = ()) -> list[str]:
+def serve_command(export_base: pathlib.Path, runtime: str, port: int, *, hide: tuple[str, ...] = (), workers: int = 1) -> list[str]:
     script = (f"import sys\nfor name in {hide!r}: sys.modules[name] = None\n"
               "import corolla\nprint('corolla from', corolla.__file__, flush=True)\n"
               "from corolla.cli import main\nsys.argv = ['corolla'] + sys.argv[1:]\nmain()")
-    return [sys.executable, "-c", script, "serve", str(export_base), "--port", str(port), "--runtime", runtime, *SERVE_OPTIONS]
+    return [sys.executable, "-c", script, "serve", str(export_base), "--port", str(port), "--runtime", runtime, "--workers", str(workers), *SERVE_OPTIONS]
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3, the state, first)."""
+    return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def server_pids(pid: int) -> list[int]:
+    """`pid` and its live descendants: with --workers N, uvicorn's supervisor and its N worker processes."""
+    parents = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+    tree = [pid]
+    for candidate in tree:
+        tree += [child for child, parent in parents.items() if parent == candidate]
+    return tree
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """utime + stime of the server's whole process tree."""
+    total = 0
+    for member in server_pids(pid):
+        with contextlib.suppress(OSError):
+            fields = _stat(member)
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def rss_mb(pid: int) -> float:
-    status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    """Resident memory of the server's process tree (MB)."""
+    total = 0
+    for member in server_pids(pid):
+        with contextlib.suppress(OSError):
+            total += int(re.search(r"VmRSS:\s+(\d+)", pathlib.Path(f"/proc/{member}/status").read_text()).group(1))
+    return total / 1024
+
+
+def wait_until_idle(pid: int, *, timeout: float = 240) -> None:
+    """Wait for every worker to finish loading: the tree's CPU use falls below 5% of a core for a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(1)
+        if cpu_seconds(pid) - before < 0.05:
+            return
 
 
 def wrk(url: str, body: bytes, *, concurrency: int, seconds: float, pid: int) -> dict:
@@ -204,6 +242,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6, help="Length of each wrk run.")
     parser.add_argument("--models", default="demo,224")
     parser.add_argument("--runtimes", default="tf,onnx")
+    parser.add_argument("--workers", default="1", help="Comma-separated `corolla serve --workers` counts to measure this tree with, e.g. 1,2.")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run `bash scripts/install-system-deps.sh` (Debian package wrk).")
@@ -214,16 +253,17 @@ def main() -> None:
     if "224" in args.models:
         export_base = photo_model()
         models["squeezenet 224×224×3"] = (export_base, sorted((WORK / "photos").rglob("*.jpg"))[0].read_bytes(), 10)
-    codes = {}  # label → (source tree, packages hidden, full matrix?)
+    codes = {}  # label → (source tree, packages hidden, full matrix?, worker processes)
     if args.baseline:
         tree = source_tree(args.baseline)
         listed = {re.match(r"[A-Za-z0-9_.-]+", dependency)[0].lower() for dependency in tomllib.loads((tree / "pyproject.toml").read_text())["project"]["dependencies"]}
-        codes[f"baseline {args.baseline}"] = (tree, tuple(name for name in NEW_PACKAGES if name not in listed), True)
+        codes[f"baseline {args.baseline}"] = (tree, tuple(name for name in NEW_PACKAGES if name not in listed), True, 1)
     for step in args.step:
         label, _, spec = step.partition("=")
         revision, _, hidden = spec.partition(":")
-        codes[label] = (source_tree(revision), tuple(name for name in hidden.split(",") if name), False)
-    codes["this tree"] = (ROOT, (), True)
+        codes[label] = (source_tree(revision), tuple(name for name in hidden.split(",") if name), False, 1)
+    for workers in (int(count) for count in args.workers.split(",")):  # worker processes spawn afresh: no hidden packages there
+        codes["this tree" if workers == 1 else f"this tree, --workers {workers}"] = (ROOT, (), True, workers)
     rows, memory, limits, floors = [], [], {}, {}
     log = WORK / "serve_overhead.log"
 
@@ -238,20 +278,21 @@ def main() -> None:
         for runtime in args.runtimes.split(","):
             limits[(model, runtime)] = limit(export_base, runtime, image, args.seconds)
             print("limit", model, runtime, limits[(model, runtime)], flush=True)
-            for code, (tree, hide, full) in codes.items():
+            for code, (tree, hide, full, workers) in codes.items():
                 port = free_port()
-                command = serve_command(export_base, runtime, port, hide=hide)
+                command = serve_command(export_base, runtime, port, hide=hide, workers=workers)
                 with process(command, ready_url=f"http://127.0.0.1:{port}/v2/health/ready", env={"PYTHONPATH": str(tree)}, log=log, cwd=tree) as pid:
+                    wait_until_idle(pid)
                     name = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/v1/models"], capture_output=True, text=True).stdout)["models"][0]["name"]
                     for protocol, (suffix, body) in bodies.items():
                         url = f"http://127.0.0.1:{port}/{'v1' if protocol == 'tfserving' else 'v2'}/models/{name}{suffix}"
                         if protocol == "tfserving" and full:
-                            memory.append({"model": model, "runtime": runtime, "code": code,
+                            memory.append({"model": model, "runtime": runtime, "code": code, "workers": workers,
                                            "rss_mb": [round(value) for value in bursts(url, body, pid, requests_per_client=per_client)]})
                             print(memory[-1], flush=True)
                         for concurrency in (1, 16, 64) if full else (16,):
                             result = wrk(url, body, concurrency=concurrency, seconds=args.seconds, pid=pid)
-                            rows.append({"model": model, "runtime": runtime, "code": code, "protocol": protocol, "concurrency": concurrency, **result})
+                            rows.append({"model": model, "runtime": runtime, "code": code, "workers": workers, "protocol": protocol, "concurrency": concurrency, **result})
                             print(rows[-1], flush=True)
 
     for row in rows:
