@@ -97,7 +97,9 @@ def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tune
     out, result = tuned
     copy = tmp_path / "tune"
     shutil.copytree(out, copy)
-    spent = json.loads((copy / "tune.json").read_text())["spent_seconds"]
+    state = json.loads((copy / "tune.json").read_text())
+    spent = state["spent_seconds"] = state["spent_seconds"] + 60  # as if it had spent a minute more: the budget below stays ≥ the 30 s minimum
+    (copy / "tune.json").write_text(json.dumps(state))
     shortest = min(row["seconds"] for row in result["trials"])  # every 4th trial is estimated at ≥ this (same epochs)
     short = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, time_budget=spent + 0.9 * shortest, verbose=False)
     statuses = {row["trial"]: row["status"] for row in short["trials"]}
