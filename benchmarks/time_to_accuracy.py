@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="fashion-mnist")
     parser.add_argument("--seeds", default="1,2,3", help="Comma-separated training seeds")
     parser.add_argument("--data", help="Prepared Fashion-MNIST (default: prepare into a temporary folder, not timed)")
+    parser.add_argument("--name", default="time_to_accuracy",
+                        help="Output name: benchmarks/out/NAME.json and NAME.partial.json (keeps runs apart, e.g. one per pinned core)")
     parser.add_argument("extra", nargs="*", help="More `corolla train` flags, after --")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -90,7 +92,7 @@ def main() -> None:
             result["reference_epochs"] = (result["train_seconds"] + result["evaluate_seconds"]) / result["reference_epoch_seconds"]
             results.append(result)
             OUT.mkdir(exist_ok=True)  # each finished seed survives a later crash or kill
-            (OUT / "time_to_accuracy.partial.json").write_text(json.dumps({"references": references, "seeds": results}, indent=2) + "\n")
+            (OUT / f"{args.name}.partial.json").write_text(json.dumps({"references": references, "seeds": results}, indent=2) + "\n")
             print(f"seed {seed}: {result['final_accuracy']:.2%} in {result['reference_epochs']:.1f} reference epochs", flush=True)
 
     rows = [
@@ -114,7 +116,7 @@ def main() -> None:
         "max_reference_epochs": max(budgets),
         "reference_epoch_seconds": references,
     }
-    report("time_to_accuracy", rows, recipe=args.recipe, extra_flags=args.extra, summary=summary, seeds=results)
+    report(args.name, rows, recipe=args.recipe, extra_flags=args.extra, summary=summary, seeds=results)
     epochs = len(results[0]["history"]["val_accuracy"])
     print("| epoch | " + " | ".join(str(epoch + 1) for epoch in range(epochs)) + " |")
     print("|---|" + "---:|" * epochs)
