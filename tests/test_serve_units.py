@@ -125,6 +125,40 @@ def test_deadline_gives_504_and_the_late_request_is_not_run():
     assert ran == [0.0]
 
 
+def test_a_request_given_up_is_not_run_and_a_model_error_reaches_every_part():
+    ran = []
+
+    def model(pixels):
+        ran.append(float(pixels[0, 0, 0, 0]))
+        if pixels[0, 0, 0, 0] == 7:
+            raise RuntimeError("the model failed")
+        time.sleep(0.2)
+        return pixels
+
+    async def main(loop_errors):
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context["message"]))
+        batcher = Batcher(model, max_batch_size=1, batch_timeout_ms=0)
+        with batcher.reserve(1) as first, batcher.reserve(1) as gone:
+            busy = asyncio.ensure_future(first.run(np.zeros((1, 1, 1, 1), np.float32), deadline=time.monotonic() + 5))
+            await asyncio.sleep(0.05)
+            client = asyncio.ensure_future(gone.run(np.ones((1, 1, 1, 1), np.float32), deadline=time.monotonic() + 5))
+            await asyncio.sleep(0.01)
+            client.cancel()  # the client hung up while its request waited
+            await busy
+        with batcher.reserve(3) as split:  # three batches of one; the first fails
+            with pytest.raises(RuntimeError, match="the model failed"):
+                await split.run(np.full((3, 1, 1, 1), 7, np.float32), deadline=time.monotonic() + 5)
+        await asyncio.sleep(0.1)
+        batcher.close()
+        await asyncio.sleep(0)
+
+    loop_errors = []
+    run(main(loop_errors))
+    assert ran[:2] == [0.0, 7.0]  # the cancelled request never reached the model
+    assert ran.count(7.0) < 3  # once the request failed, its parts not yet taken were dropped
+    assert loop_errors == []  # no "exception was never retrieved" for the split request's other parts
+
+
 def test_a_batch_waits_only_for_requests_still_decoding():
     sizes = []
 

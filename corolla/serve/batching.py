@@ -112,10 +112,17 @@ class Batcher:
             items.append(_Item(take(pixels, start, start + self.max_batch_size), loop.create_future(), deadline, ticket))
             self._pending.append(items[-1])
         self._wakeup.set()
+        # One timer per request rather than wait_for(gather(…)), which builds two more futures
+        # and their callbacks for every request on the event loop (a small model's bottleneck).
+        futures = [item.future for item in items]
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()), _expire, futures)
         try:
-            results = await asyncio.wait_for(asyncio.gather(*(item.future for item in items)), timeout=max(0.0, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            raise DeadlineExceeded() from None
+            results = [await future for future in futures]
+        finally:
+            timer.cancel()
+            for future in futures:  # after an error or a cancellation: the batch loop skips these
+                if not future.cancel() and not future.cancelled():
+                    future.exception()  # retrieved, so asyncio logs no "never retrieved" for the rest
         return results[0] if len(results) == 1 else np.concatenate(results)
 
     async def _loop(self) -> None:
@@ -179,6 +186,12 @@ class Batcher:
             self._task.add_done_callback(lambda _: self._executor.shutdown(wait=False))
         else:
             self._executor.shutdown(wait=False)
+
+
+def _expire(futures: list[asyncio.Future]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(DeadlineExceeded())
 
 
 def _concatenate(parts: list):
