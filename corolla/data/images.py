@@ -46,7 +46,8 @@ class PreparedImage:
     height: int
 
 
-def _open(data: bytes, max_pixels: int, formats: dict[str, str] = SUPPORTED_FORMATS) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, formats: dict[str, str] = SUPPORTED_FORMATS) -> Image.Image:
+    """The PIL image with only its header read (nothing decoded yet); InvalidImage or ImageTooLarge says why not."""
     if not data:
         raise InvalidImage("empty file")
     try:
@@ -65,7 +66,7 @@ def _open(data: bytes, max_pixels: int, formats: dict[str, str] = SUPPORTED_FORM
 
 def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Format and size from the header alone: cheap, and safe against decompression bombs."""
-    image = _open(data, max_pixels)
+    image = open_image(data, max_pixels=max_pixels)
     return ImageInfo(SUPPORTED_FORMATS[image.format], image.width, image.height)
 
 
@@ -88,7 +89,7 @@ def prepare_image(
         prepare_image(photo_bytes, image_size=224).encoded    # 224×224 JPEG bytes
     """
     formats = SUPPORTED_FORMATS | CONVERTED_FORMATS
-    image = _open(data, max_pixels, formats)
+    image = open_image(data, max_pixels=max_pixels, formats=formats)
     source_format = formats[image.format]
     mode = "L" if channels == 1 else "RGB"
     shrink = bool(image_size) and image.width * image.height > image_size * image_size

@@ -48,26 +48,27 @@ class PixelDecoder:
         self.fallback = fallback
         self.image_size, self.channels = int(image_size), int(channels)
 
-    def __call__(self, data: bytes) -> np.ndarray:
+    def __call__(self, data: bytes, *, opened=None) -> np.ndarray:
+        """`opened`: `data` as a PIL image whose header a caller already read, saving a second parse."""
         try:
-            return resize(decode(data, channels=self.channels), image_size=self.image_size)
+            return resize(decode(data, channels=self.channels, opened=opened), image_size=self.image_size)
         except NeedsTensorFlow:
             if self.fallback is None:
                 raise
             return self.fallback(data)
 
 
-def decode(data: bytes, *, channels: int) -> np.ndarray:
+def decode(data: bytes, *, channels: int, opened=None) -> np.ndarray:
     """JPEG/PNG/GIF (first frame)/BMP bytes → uint8 [h, w, channels], as `corolla.data.pipeline.decode`."""
     if data[:3] == b"\xff\xd8\xff":
         return _jpeg(data, channels)
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return _pillow(data, channels, "PNG")
+        return _pillow(data, channels, "PNG", opened)
     if data[:4] == b"GIF8" or data[:2] == b"BM":
         fmt = "GIF" if data[:3] == b"GIF" else "BMP"
         if channels != 3:
             raise ValueError(f"channels must be 0 or 3 for {fmt}, got {channels}")
-        return _pillow(data, channels, fmt)
+        return _pillow(data, channels, fmt, opened)
     raise ValueError("Unknown image file format. One of JPEG, PNG, GIF, BMP required.")
 
 
@@ -87,11 +88,12 @@ def _jpeg(data: bytes, channels: int) -> np.ndarray:
     return image.reshape(*image.shape[:2], channels)
 
 
-def _pillow(data: bytes, channels: int, fmt: str) -> np.ndarray:
+def _pillow(data: bytes, channels: int, fmt: str, opened=None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+        reuse = opened is not None and opened.format == fmt
+        with opened if reuse else Image.open(io.BytesIO(data), formats=[fmt]) as image:
             image.load()  # the first frame
             mode, bits = image.mode, _png_bit_depth(data) if fmt == "PNG" else 8
             if mode.startswith("I"):  # 16-bit gray: its high byte, as libpng strips the low one

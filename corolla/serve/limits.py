@@ -18,7 +18,7 @@ import binascii
 import dataclasses
 import re
 
-from corolla.data.images import ImageTooLarge, InvalidImage, inspect_image
+from corolla.data.images import SUPPORTED_FORMATS, ImageTooLarge, InvalidImage, open_image
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
 DEFAULT_MAX_BODY_BYTES = 10 * 2**20
@@ -91,13 +91,18 @@ _URL_SAFE = str.maketrans("-_", "+/")
 
 def check_image(data: bytes, *, where: str, max_pixels: int) -> tuple[str, int, int]:
     """(format, width, height) from the header alone (corolla.data.images); 400 for anything else, 413 if too large."""
+    image = open_checked(data, where=where, max_pixels=max_pixels)
+    return SUPPORTED_FORMATS[image.format], image.width, image.height
+
+
+def open_checked(data: bytes, *, where: str, max_pixels: int):
+    """The PIL image with its header read and checked as `check_image` does; a decoder may go on from it."""
     try:
-        info = inspect_image(data, max_pixels=max_pixels)
+        return open_image(data, max_pixels=max_pixels)
     except ImageTooLarge as error:
         raise ApiError(413, f"{where}: {error} (--max-pixels).") from None
     except InvalidImage as error:
         raise ApiError(400, f"{where}: {error} (expected JPEG, PNG, GIF or BMP bytes).") from None
-    return info.format, info.width, info.height
 
 
 def check_model_name(name: str) -> None:

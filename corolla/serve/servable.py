@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from corolla.serve.batching import Batcher
-from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image
+from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image, open_checked
 from corolla.runtime.exported import Decoder, read_info
 from corolla.runtime.pixels import PixelDecoder
 from corolla.runtime.runners import load_runtime
@@ -144,10 +144,10 @@ class Servable:
         A request of small images (INLINE_DECODE_PIXELS in all) is decoded right here: a thumbnail
         decodes in ~40 µs, less than the hop to the decoding pool costs; others go to the pool.
         """
-        sizes = [check_image(data, where=where(index), max_pixels=self.max_pixels) for index, data in enumerate(images)]
+        headers = [open_checked(data, where=where(index), max_pixels=self.max_pixels) for index, data in enumerate(images)]
         with self.batcher.reserve(len(images)) as ticket:
-            if self.kind != "clips" and sum(width * height for _, width, height in sizes) <= INLINE_DECODE_PIXELS:
-                results = [_decode(self.decoder, data, where(index)) for index, data in enumerate(images)]
+            if self.kind != "clips" and sum(header.width * header.height for header in headers) <= INLINE_DECODE_PIXELS:
+                results = [_decode(self.decoder, data, where(index), opened=header) for index, (data, header) in enumerate(zip(images, headers))]
             else:
                 loop = asyncio.get_running_loop()
                 results = await asyncio.gather(*(loop.run_in_executor(_DECODE_POOL, _decode, self.decoder, data, where(index)) for index, data in enumerate(images)))
@@ -179,10 +179,10 @@ def _decode_clip(decoder, clip):
         return error
 
 
-def _decode(decoder, data: bytes, where: str):
+def _decode(decoder, data: bytes, where: str, **options):
     """Pixels, or the 400 ApiError (returned, not raised: this may run on the pool) that says why not."""
     try:
-        return decoder(data)
+        return decoder(data, **options)
     except ValueError as error:
         return ApiError(400, f"{where}: cannot be decoded ({error}).")
 
