@@ -100,8 +100,8 @@ def _pillow(data: bytes, channels: int, fmt: str, opened=None) -> np.ndarray:
                 gray = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
                 return np.repeat(gray[..., None], channels, axis=-1)
             if mode in ("1", "L", "LA", "La"):
-                gray = np.asarray(image.convert("L"))
-                return np.repeat(gray[..., None], channels, axis=-1)
+                gray = np.asarray(image if mode == "L" else image.convert("L"))[..., None]
+                return gray if channels == 1 else np.repeat(gray, channels, axis=-1)
             rgb = np.asarray(image.convert("RGB"))  # alpha dropped, not blended, as libpng's strip_alpha
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise ValueError(f"cannot decode this {fmt} ({error})") from None
