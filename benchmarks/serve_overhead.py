@@ -1,6 +1,7 @@
 """The server's own cost per request, measured against what the work and the HTTP stack alone cost.
 
     .venv/bin/python benchmarks/serve_overhead.py [--baseline REV] [--step LABEL=REV[:PKG,…]]… [--seconds 6] [--models demo,224] [--workers 1,2]
+        [--server-env NAME=VALUE]…
 
 In one run, on the same payloads (one image per request: the demo's 28×28 grayscale PNG, a
 500×375 JPEG for the 224-px SqueezeNet):
@@ -243,6 +244,8 @@ def main() -> None:
     parser.add_argument("--models", default="demo,224")
     parser.add_argument("--runtimes", default="tf,onnx")
     parser.add_argument("--workers", default="1", help="Comma-separated `corolla serve --workers` counts to measure this tree with, e.g. 1,2.")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="Also measure this tree with that environment variable set in the server, e.g. MALLOC_ARENA_MAX=2.")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run `bash scripts/install-system-deps.sh` (Debian package wrk).")
@@ -264,6 +267,10 @@ def main() -> None:
         codes[label] = (source_tree(revision), tuple(name for name in hidden.split(",") if name), False, 1)
     for workers in (int(count) for count in args.workers.split(",")):  # worker processes spawn afresh: no hidden packages there
         codes["this tree" if workers == 1 else f"this tree, --workers {workers}"] = (ROOT, (), True, workers)
+    environments = {code: {} for code in codes}
+    for setting in args.server_env:
+        codes[f"this tree, {setting}"] = (ROOT, (), True, 1)
+        environments[f"this tree, {setting}"] = dict([setting.split("=", 1)])
     rows, memory, limits, floors = [], [], {}, {}
     log = WORK / "serve_overhead.log"
 
@@ -281,7 +288,7 @@ def main() -> None:
             for code, (tree, hide, full, workers) in codes.items():
                 port = free_port()
                 command = serve_command(export_base, runtime, port, hide=hide, workers=workers)
-                with process(command, ready_url=f"http://127.0.0.1:{port}/v2/health/ready", env={"PYTHONPATH": str(tree)}, log=log, cwd=tree) as pid:
+                with process(command, ready_url=f"http://127.0.0.1:{port}/v2/health/ready", env={"PYTHONPATH": str(tree), **environments[code]}, log=log, cwd=tree) as pid:
                     wait_until_idle(pid)
                     name = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/v1/models"], capture_output=True, text=True).stdout)["models"][0]["name"]
                     for protocol, (suffix, body) in bodies.items():
