@@ -20,7 +20,6 @@ import logging
 import os
 import pathlib
 import signal
-import sys
 import threading
 import time
 
@@ -43,10 +42,6 @@ from corolla.serve.startup import AnnouncingServer, ReadyLine, describe
 from corolla.serve.versions import ModelManager
 
 STATIC = pathlib.Path(__file__).parent / "static"
-# The inference thread hands each batch back to the event loop. Under Python's default 5 ms
-# switch interval it can wait that long for the GIL while the loop decodes, and every client in
-# that batch waits with it; 0.5 ms bounds that wait (see benchmarks/RESULTS.md, serving overhead).
-GIL_SWITCH_INTERVAL_S = 0.0005
 SETTINGS_ENV = "COROLLA_SERVE_SETTINGS"  # how `--workers N` hands the options to each worker process
 logger = logging.getLogger("corolla.serve")
 
@@ -115,7 +110,6 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         loop = asyncio.get_running_loop()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         manager.start(loop)
         _drain_on_sigterm(app, loop)
         if load_before_serving:
