@@ -298,6 +298,7 @@ def main() -> None:
                                            "rss_mb": [round(value) for value in bursts(url, body, pid, requests_per_client=per_client)]})
                             print(memory[-1], flush=True)
                         for concurrency in (1, 16, 64) if full else (16,):
+                            wait_until_idle(pid)  # the last run's backlog (64 requests of a slow model) must not count against this one
                             result = wrk(url, body, concurrency=concurrency, seconds=args.seconds, pid=pid)
                             rows.append({"model": model, "runtime": runtime, "code": code, "workers": workers, "protocol": protocol, "concurrency": concurrency, **result})
                             print(rows[-1], flush=True)
