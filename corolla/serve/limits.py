@@ -2,8 +2,8 @@
 
 Every check raises `ApiError` with a 4xx status and a message that names the field, so a bad
 request never reaches TensorFlow and never becomes a 5xx. Image format and size come from the
-header alone (`corolla.data.images.inspect_image`, the check `prepare` uses), before anything
-is decoded.
+header alone (`corolla.data.images.open_image`, the check `prepare` uses), before anything
+is decoded; `open_checked` hands that opened header on to the decoder of a small image.
 
 Example:
     limits = Limits(max_body_bytes=5 * 2**20)
