@@ -53,7 +53,7 @@ class LiveTrials:
             chosen = settings_text({name: options.get(name) for name, param in self.space.items() if param.kind != "fixed"})
             self.console.print(f"Trial {folder}: {chosen}, {options.get('epochs')} epochs")
         elif kind == "deferred":
-            expected, left = self.tuner.expected_seconds(trial), self.tuner.budget.seconds - self.tuner.budget.spent()
+            expected, left = self.tuner.deferred_seconds, self.tuner.budget.seconds - self.tuner.budget.spent()
             self.console.print(
                 f"Trial {folder} would take about {expected:.0f} s (like the finished trials alike), more than the {max(left, 0):.0f} s "
                 "left of --time-budget: stopping here. Run again with a larger --time-budget to go on."

@@ -93,6 +93,7 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.executions, self.seed, self.budget, self.max_trials = executions, seed, budget, max_trials
         self.on_event = on_event or (lambda kind, trial: None)
         self.deferred = None  # the trial handed out but not started because it would overrun the budget
+        self.deferred_seconds = None  # and how long it was expected to take
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner prints "Reloading Tuner from …"; the caller says so itself
             super().__init__(oracle=oracle, hypermodel=_Space(space), directory=str(out), project_name="keras_tuner", overwrite=False)
 
@@ -104,8 +105,9 @@ class CorollaTuner(keras_tuner.engine.base_tuner.BaseTuner):
             raise _Stop()
 
     def on_trial_begin(self, trial):
-        if not self.budget.fits(self.expected_seconds(trial)):
-            self.deferred = trial.trial_id  # the oracle keeps it as ongoing: a resume with more time runs it
+        expected = self.expected_seconds(trial)
+        if not self.budget.fits(expected):
+            self.deferred, self.deferred_seconds = trial.trial_id, expected  # the oracle keeps it as ongoing: a resume with more time runs it
             self.on_event("deferred", trial)
             raise _Stop()
         self.budget.begin(trial.trial_id)
