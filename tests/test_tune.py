@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -90,7 +91,7 @@ def test_a_finished_tune_resumes_as_a_no_op_and_another_space_is_refused(tuned, 
         tune(prepared, out=out, space={**TINY_SPACE, "epochs": 4}, algorithm="random", max_trials=3, verbose=False)
 
 
-def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tuned, prepared, tmp_path):
+def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tuned, prepared, tmp_path, capsys):
     """--time-budget ends the tune in time: the next trial does not start when finished trials alike say it cannot fit."""
     from corolla.tune import tune
 
@@ -101,7 +102,9 @@ def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tune
     spent = state["spent_seconds"] = state["spent_seconds"] + 60  # as if it had spent a minute more: the budget below stays ≥ the 30 s minimum
     (copy / "tune.json").write_text(json.dumps(state))
     shortest = min(row["seconds"] for row in result["trials"])  # every 4th trial is estimated at ≥ this (same epochs)
-    short = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, time_budget=spent + 0.9 * shortest, verbose=False)
+    short = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, time_budget=spent + 0.9 * shortest, verbose=True)
+    expected, left = map(float, re.search(r"Trial 004 would take about (\d+) s .*more than the (\d+) s", " ".join(capsys.readouterr().err.split())).groups())
+    assert expected > left >= 0, "the message gives the estimate that stopped the tune"
     statuses = {row["trial"]: row["status"] for row in short["trials"]}
     assert statuses == {"001": "completed", "002": "completed", "003": "completed", "004": "deferred"}
     assert not (copy / "trials" / "004").exists(), "the deferred trial did not start"
