@@ -104,7 +104,7 @@ def test_a_trial_that_would_overrun_the_time_budget_is_deferred_to_a_resume(tune
     shortest = min(row["seconds"] for row in result["trials"])  # every 4th trial is estimated at ≥ this (same epochs)
     short = tune(prepared, out=copy, space=TINY_SPACE, algorithm="random", max_trials=4, time_budget=spent + 0.9 * shortest, verbose=True)
     expected, left = map(float, re.search(r"Trial 004 would take about (\d+) s .*more than the (\d+) s", " ".join(capsys.readouterr().err.split())).groups())
-    assert expected > left >= 0, "the message gives the estimate that stopped the tune"
+    assert expected >= left >= 0, "the message gives the estimate that stopped the tune"  # both rounded to whole seconds
     statuses = {row["trial"]: row["status"] for row in short["trials"]}
     assert statuses == {"001": "completed", "002": "completed", "003": "completed", "004": "deferred"}
     assert not (copy / "trials" / "004").exists(), "the deferred trial did not start"
