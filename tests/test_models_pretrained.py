@@ -128,8 +128,12 @@ def test_pretrained_head_trains_frozen_then_fine_tunes():
     images, labels = batch(1, count=12)
     images = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", run_eagerly=True)
-    losses = [float(model.train_on_batch(images, labels)) for _ in range(5)]
-    assert losses[-1] < losses[0] - 0.1, losses
+    # Inference-mode loss: the head's dropout makes train_on_batch's own losses too noisy to compare.
+    before = float(model.evaluate(images, labels, verbose=0))
+    for _ in range(12):
+        model.train_on_batch(images, labels)
+    after = float(model.evaluate(images, labels, verbose=0))
+    assert after < before - 0.1, (before, after)
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     unfreeze(model, layers=10)
     trainable = [index for index, layer in enumerate(backbone.layers) if layer.trainable]
