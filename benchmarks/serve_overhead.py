@@ -6,7 +6,8 @@
 In one run, on the same payloads (one image per request: the demo's 28×28 grayscale PNG, a
 500×375 JPEG for the 224-px SqueezeNet):
 1. limit: decode + model in this process, in the batches the server builds, on a thread per
-   core (images/s);
+   core (images/s), timed right before and right after each server row (the VM's speed moves
+   within minutes; each row's "× limit" is against the mean of its two);
 2. floor: a bare ASGI app (benchmarks/asgi_floor.py) under the server's uvicorn settings that
    parses the same JSON and answers a fixed body (req/s);
 3. `corolla serve` (batching on: --max-batch-size 32 --batch-timeout-ms 2), TF Serving JSON and
@@ -62,32 +63,46 @@ def payloads(image: bytes) -> dict[str, tuple[str, bytes]]:
     }
 
 
-def limit(export_base: pathlib.Path, runtime: str, image: bytes, seconds: float) -> dict:
-    """Images/s of the server's decoder + runtime in this process, batches of its batch size, one thread per core."""
-    import concurrent.futures
+class Limit:
+    """The server's decoder + runtime loaded in this process, timed as often as asked.
 
-    import numpy as np
+    This VM's speed moves within minutes (the same server gave 2,000 and 3,400 req/s a few
+    seconds apart on 2026-12-07), so each server row is compared with the limit timed just before
+    and just after it, while the server sits idle, rather than with one timing at the start.
+    """
 
-    from corolla.runtime.exported import find_version
-    from corolla.serve.servable import Servable
+    def __init__(self, export_base: pathlib.Path, runtime: str, image: bytes):
+        from corolla.runtime.exported import find_version
+        from corolla.serve.servable import Servable
 
-    servable = Servable(find_version(export_base), runtime=runtime, max_batch_size=32)
-    batch = servable.batch_size
+        self.servable = Servable(find_version(export_base), runtime=runtime, max_batch_size=32)
+        self.image, self.batch_size, self.timings = image, self.servable.batch_size, []
 
-    def one_batch(_):
-        servable.runtime(np.stack([servable.decoder(image) for _ in range(batch)]))
-        return batch
+    def _batch(self, _) -> int:
+        import numpy as np
 
-    try:
+        self.servable.runtime(np.stack([self.servable.decoder(self.image) for _ in range(self.batch_size)]))
+        return self.batch_size
+
+    def measure(self, seconds: float) -> float:
+        """Images/s: decode + model in batches of the server's batch size, one thread per core."""
+        import concurrent.futures
+
         with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-            list(pool.map(one_batch, range(4)))  # warm
+            list(pool.map(self._batch, range(4)))  # warm
             done, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds:
-                done += sum(pool.map(one_batch, range(2 * (os.cpu_count() or 1))))
+                done += sum(pool.map(self._batch, range(2 * (os.cpu_count() or 1))))
             elapsed = time.perf_counter() - started
-    finally:
-        servable.close()
-    return {"images_per_s": done / elapsed, "batch_size": batch, "runtime": servable.runtime_name}
+        self.timings.append(done / elapsed)
+        return self.timings[-1]
+
+    def summary(self) -> dict:
+        return {"images_per_s": sum(self.timings) / len(self.timings), "timings": [round(value) for value in self.timings],
+                "batch_size": self.batch_size, "runtime": self.servable.runtime_name}
+
+    def close(self) -> None:
+        self.servable.close()
 
 
 def free_port() -> int:
@@ -283,8 +298,8 @@ def main() -> None:
                 floors[(model, protocol)] = wrk(f"http://127.0.0.1:{port}/", body, concurrency=16, seconds=args.seconds, pid=pid)
                 print("floor", model, protocol, floors[(model, protocol)], flush=True)
         for runtime in args.runtimes.split(","):
-            limits[(model, runtime)] = limit(export_base, runtime, image, args.seconds)
-            print("limit", model, runtime, limits[(model, runtime)], flush=True)
+            limit = Limit(export_base, runtime, image)
+            print("limit", model, runtime, round(limit.measure(args.seconds)), flush=True)
             for code, (tree, hide, full, workers) in codes.items():
                 port = free_port()
                 command = serve_command(export_base, runtime, port, hide=hide, workers=workers)
@@ -299,12 +314,18 @@ def main() -> None:
                             print(memory[-1], flush=True)
                         for concurrency in (1, 16, 64) if full else (16,):
                             wait_until_idle(pid)  # the last run's backlog (64 requests of a slow model) must not count against this one
+                            before = limit.measure(args.seconds)
+                            wait_until_idle(pid)
                             result = wrk(url, body, concurrency=concurrency, seconds=args.seconds, pid=pid)
-                            rows.append({"model": model, "runtime": runtime, "code": code, "workers": workers, "protocol": protocol, "concurrency": concurrency, **result})
+                            wait_until_idle(pid)
+                            around = (before + limit.measure(args.seconds)) / 2
+                            rows.append({"model": model, "runtime": runtime, "code": code, "workers": workers, "protocol": protocol,
+                                         "concurrency": concurrency, **result, "limit_images_per_s": around, "vs_limit": result["req_per_s"] / around})
                             print(rows[-1], flush=True)
+            limits[(model, runtime)] = limit.summary()
+            limit.close()
 
     for row in rows:
-        row["vs_limit"] = row["req_per_s"] / limits[(row["model"], row["runtime"])]["images_per_s"]
         row["vs_floor"] = row["req_per_s"] / floors[(row["model"], row["protocol"])]["req_per_s"]
     report(
         "serve_overhead", rows,

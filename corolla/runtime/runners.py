@@ -26,14 +26,16 @@ RUNTIMES = ("auto", "tf", "onnx")
 class OnnxRunner:
     """Runs an ONNX file with ONNX Runtime: on CUDA when onnxruntime-gpu provides it, else the CPU.
 
-    `spin=False` keeps idle inference threads from spinning on cores other work needs (the server).
+    `spin=False` keeps idle inference threads from spinning on cores other work needs (the server);
+    `threads` > 0 caps its intra-op threads (0: one per core, ONNX Runtime's default).
     """
 
-    def __init__(self, path: str | os.PathLike, *, spin: bool = True):
+    def __init__(self, path: str | os.PathLike, *, spin: bool = True, threads: int = 0):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only
+        options.intra_op_num_threads = threads
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [name for name in ("CUDAExecutionProvider", "CPUExecutionProvider") if name in onnxruntime.get_available_providers()]
@@ -66,9 +68,15 @@ class OnnxRunner:
 class TensorFlowRuntime:
     name = "tf"
 
-    def __init__(self, version_dir: pathlib.Path):
+    def __init__(self, version_dir: pathlib.Path, *, threads: int = 0):
         import tensorflow as tf
 
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError:  # TensorFlow already runs in this process: its thread pools are set for good
+                pass
         self._loaded = tf.saved_model.load(str(version_dir))
         self._pixels = self._loaded.signatures["pixels"]
         self._tf = tf
@@ -82,19 +90,20 @@ class TensorFlowRuntime:
 class OnnxRuntime(OnnxRunner):
     name = "onnx"
 
-    def __init__(self, version_dir: pathlib.Path):
+    def __init__(self, version_dir: pathlib.Path, *, threads: int = 0):
         path = version_dir / "model.onnx"
         if not path.is_file():
             raise CorollaError(f"--runtime onnx needs {path}, and this version has none. Export with --format saved_model,onnx or use --runtime tf.")
         # Idle inference threads would spin on the cores the decoding threads and the event loop need.
-        super().__init__(path, spin=False)
+        super().__init__(path, spin=False, threads=threads)
 
 
-def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_size: int = 32):
+def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_size: int = 32, threads: int = 0):
     """(runtime, batch size, {runtime name: {batch size: ms per image}}), timed by `time_batch_sizes`.
 
     `auto` times both runtimes and keeps the one with the lower time per image at its own best
     batch size (the SavedModel alone when they disagree: an old or hand-made model.onnx).
+    `threads` > 0 caps the runtime's own thread pools (0: its default, one thread per core).
     """
     if runtime not in RUNTIMES:
         raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
@@ -104,11 +113,11 @@ def load_runtime(version_dir: pathlib.Path, runtime: str = "auto", *, max_batch_
         max_batch_size = max(1, max_batch_size // info["frames"])
     inputs = example_inputs(info, max_batch_size)
     if runtime == "tf" or (runtime == "auto" and not _onnx_available(version_dir)):
-        candidates = [TensorFlowRuntime(version_dir)]
+        candidates = [TensorFlowRuntime(version_dir, threads=threads)]
     elif runtime == "onnx":
-        candidates = [OnnxRuntime(version_dir)]
+        candidates = [OnnxRuntime(version_dir, threads=threads)]
     else:
-        candidates = [TensorFlowRuntime(version_dir), OnnxRuntime(version_dir)]
+        candidates = [TensorFlowRuntime(version_dir, threads=threads), OnnxRuntime(version_dir, threads=threads)]
         answers = [run(candidate, inputs) for candidate in candidates]
         if float(np.max(np.abs(answers[0] - answers[1]))) > 1e-4:
             candidates = candidates[:1]

@@ -21,6 +21,7 @@ def serve(
     batch_timeout_ms: float = typer.Option(2.0, help="Longest wait for more requests to fill a batch."),
     workers: int = typer.Option(1, help="Server processes; each loads the model and batches its own requests."),
     runtime: str = typer.Option("auto", help="auto (the faster of the two, measured at start-up), tf (SavedModel) or onnx (model.onnx)."),
+    runtime_threads: int = typer.Option(0, help="Threads of the model runtime in each server process; 0: the cores ÷ --workers."),
     max_body_mb: float = typer.Option(10.0, help="Largest request body, in MB."),
     max_instances: int = typer.Option(256, help="Most images in one request."),
     max_pixels: int = typer.Option(25_000_000, help="Largest image, in pixels (width × height, read from its header before decoding)."),
@@ -39,7 +40,7 @@ def serve(
     run_serve(
         path, host=host, port=port, workers=workers, model_name=model_name, runtime=runtime, max_batch_size=max_batch_size,
         batch_timeout_ms=batch_timeout_ms, max_body_bytes=int(max_body_mb * 2**20), max_instances=max_instances, max_pixels=max_pixels,
-        max_queue=max_queue, request_timeout_s=request_timeout_s, poll_seconds=poll_seconds, access_log=access_log,
+        max_queue=max_queue, request_timeout_s=request_timeout_s, poll_seconds=poll_seconds, access_log=access_log, runtime_threads=runtime_threads,
         listen_while_loading=listen_while_loading,
     )
 

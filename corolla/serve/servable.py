@@ -43,6 +43,7 @@ class Servable:
         batch_timeout_ms: float = 2.0,
         max_queue: int = 256,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        runtime_threads: int = 0,
         metrics=None,
     ):
         self.path = pathlib.Path(version_dir)
@@ -54,7 +55,7 @@ class Servable:
         self.vocabulary, self.question_length = info.get("vocabulary", []), info.get("question_length", 0)
         self.max_pixels = max_pixels
         # Its timing is also the runtime's warm-up: each power-of-two batch size runs before the first client.
-        self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size)
+        self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size, threads=runtime_threads)
         if self.kind == "clips":
             from corolla.data.questions import vectorizer
             from corolla.runtime.exported import ClipDecoder
