@@ -2,6 +2,7 @@
 
 import functools
 import json
+import os
 import re
 import shutil
 import signal
@@ -168,4 +169,8 @@ def test_workers_each_load_the_model_answer_alike_and_stop_on_sigterm(exported):
         assert process.wait(timeout=60) == 0
         started = re.findall(r"Started server process \[(\d+)\]", process.output())
         assert len(set(started)) == 2, process.output()
+        # Each worker's runtime gets its share of the cores, not a pool sized for all of them.
+        share = max(1, (os.cpu_count() or 1) // 2)
+        ready = re.findall(r"Worker \d+ ready: .* runtime on (\d+) threads?,", process.output())
+        assert ready == [str(share)] * 2, process.output()
         assert len(re.findall(r"Finished server process", process.output())) == 2

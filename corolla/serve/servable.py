@@ -53,7 +53,7 @@ class Servable:
         self.image_size, self.channels = info["image_size"], info["channels"]
         self.kind, self.frames, self.task = info.get("kind", "images"), info.get("frames", 0), info.get("task", "classify")
         self.vocabulary, self.question_length = info.get("vocabulary", []), info.get("question_length", 0)
-        self.max_pixels = max_pixels
+        self.max_pixels, self.runtime_threads = max_pixels, runtime_threads
         # Its timing is also the runtime's warm-up: each power-of-two batch size runs before the first client.
         self.runtime, self.batch_size, self.ms_per_image = load_runtime(self.path, runtime, max_batch_size=max_batch_size, threads=runtime_threads)
         if self.kind == "clips":

@@ -39,7 +39,9 @@ class ReadyLine:
 
 def describe(manager) -> str:
     current = manager.current
-    return f"model '{manager.model_name}' version {current.version}, {current.runtime_name} runtime, batches of up to {current.batch_size}"
+    threads = current.runtime_threads
+    runtime = f"{current.runtime_name} runtime" + (f" on {threads} thread{'s' if threads > 1 else ''}" if threads else "")
+    return f"model '{manager.model_name}' version {current.version}, {runtime}, batches of up to {current.batch_size}"
 
 
 class AnnouncingServer(uvicorn.Server):
