@@ -314,3 +314,29 @@ def assert_same_json(left, right, tolerance: float = 1e-5, where: str = "") -> N
             assert_same_json(a, b, tolerance, f"{where}[{index}]")
     else:
         assert left == right, f"{where}: {left!r} != {right!r}"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"runtime_threads": -1}, r"runtime_threads must be ≥ 0 .*Received: runtime_threads=-1"),
+        ({"runtime": "torch"}, r"Unknown runtime 'torch'\. Expected one of: auto, tf, onnx\. Received: runtime='torch'"),
+        ({"max_queue": 0}, r"Expected max_batch_size ≥ 1, batch_timeout_ms ≥ 0 and max_queue ≥ 1\. .*max_queue=0"),
+        ({"request_timeout_s": 0}, r"Timeouts must be positive\. Received: request_timeout_s=0"),
+    ],
+)
+def test_bad_server_options_are_refused_before_anything_loads(exported, options, message):
+    from corolla.errors import CorollaError
+    from corolla.serve.app import create_app
+
+    with pytest.raises(CorollaError, match=message):
+        create_app(exported.parent, **options)
+
+
+def test_runtime_threads_reach_onnx_runtime(exported):
+    from corolla.runtime.exported import find_version
+    from corolla.runtime.runners import load_runtime
+
+    for threads in (1, 2):
+        runtime, _, _ = load_runtime(find_version(exported), "onnx", max_batch_size=2, threads=threads)
+        assert runtime._session.get_session_options().intra_op_num_threads == threads

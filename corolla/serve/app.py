@@ -92,6 +92,8 @@ def create_app(
         raise CorollaError(f"Unknown runtime '{runtime}'. Expected one of: {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
     if request_timeout_s <= 0 or poll_seconds <= 0:
         raise CorollaError(f"Timeouts must be positive. Received: request_timeout_s={request_timeout_s}, poll_seconds={poll_seconds}")
+    if runtime_threads < 0:
+        raise CorollaError(f"runtime_threads must be ≥ 0 (0: one thread per core, or the cores ÷ --workers). Received: runtime_threads={runtime_threads}")
     if max_batch_size < 1 or batch_timeout_ms < 0 or max_queue < 1:
         raise CorollaError(
             f"Expected max_batch_size ≥ 1, batch_timeout_ms ≥ 0 and max_queue ≥ 1. "
