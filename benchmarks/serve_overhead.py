@@ -44,6 +44,8 @@ import tempfile
 import tomllib
 import time
 
+import numpy as np
+
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import report  # noqa: E402
 from serve_load import WORK, _fashion_like_png, demo_model, photo_model  # noqa: E402
@@ -79,8 +81,6 @@ class Limit:
         self.image, self.batch_size, self.timings = image, self.servable.batch_size, []
 
     def _batch(self, _) -> int:
-        import numpy as np
-
         self.servable.runtime(np.stack([self.servable.decoder(self.image) for _ in range(self.batch_size)]))
         return self.batch_size
 
@@ -314,8 +314,7 @@ def main() -> None:
                             print(memory[-1], flush=True)
                         for concurrency in (1, 16, 64) if full else (16,):
                             wait_until_idle(pid)  # the last run's backlog (64 requests of a slow model) must not count against this one
-                            before = limit.measure(args.seconds)
-                            wait_until_idle(pid)
+                            before = limit.measure(args.seconds)  # in this process: the server stays idle
                             result = wrk(url, body, concurrency=concurrency, seconds=args.seconds, pid=pid)
                             wait_until_idle(pid)
                             around = (before + limit.measure(args.seconds)) / 2

@@ -340,3 +340,25 @@ def test_runtime_threads_reach_onnx_runtime(exported):
     for threads in (1, 2):
         runtime, _, _ = load_runtime(find_version(exported), "onnx", max_batch_size=2, threads=threads)
         assert runtime._session.get_session_options().intra_op_num_threads == threads
+
+
+def test_tf_threads_that_cannot_apply_any_more_are_said(exported):
+    import logging
+
+    import tensorflow as tf
+
+    from corolla.runtime.exported import find_version
+    from corolla.runtime.runners import load_runtime
+
+    tf.constant(1)  # TensorFlow runs in this process now: its thread pools are fixed
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("corolla.serve")
+    logger.addHandler(handler)
+    try:
+        threads = tf.config.threading.get_intra_op_parallelism_threads() + 1  # any count but the current one
+        load_runtime(find_version(exported), "tf", max_batch_size=2, threads=threads)
+    finally:
+        logger.removeHandler(handler)
+    assert any(f"threads={threads} does not apply" in record.getMessage() for record in records), records

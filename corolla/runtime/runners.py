@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import time
@@ -21,6 +22,7 @@ from corolla.errors import CorollaError
 from corolla.runtime.exported import read_info
 
 RUNTIMES = ("auto", "tf", "onnx")
+logger = logging.getLogger("corolla.serve")
 
 
 class OnnxRunner:
@@ -75,8 +77,8 @@ class TensorFlowRuntime:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
                 tf.config.threading.set_inter_op_parallelism_threads(threads)
-            except RuntimeError:  # TensorFlow already runs in this process: its thread pools are set for good
-                pass
+            except RuntimeError:  # TensorFlow already runs here with other pools, which cannot change now
+                logger.warning("TensorFlow already runs in this process with its own thread pools: threads=%d does not apply to them.", threads)
         self._loaded = tf.saved_model.load(str(version_dir))
         self._pixels = self._loaded.signatures["pixels"]
         self._tf = tf
