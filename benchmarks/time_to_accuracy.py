@@ -84,10 +84,12 @@ def main() -> None:
 
             data_dir = str(prepare("fashion-mnist", out=f"{scratch}/fm", verbose=False).directory)
         references = [reference_epoch()]
+        print(f"reference epoch: {references[0]:.1f} s", flush=True)
         results = []
         for seed in seeds:
             result = one_seed(data_dir, pathlib.Path(scratch, f"run-{seed}"), recipe=args.recipe, seed=seed, extra=args.extra)
             references.append(reference_epoch())
+            print(f"reference epoch: {references[-1]:.1f} s", flush=True)
             result["reference_epoch_seconds"] = (references[-2] + references[-1]) / 2
             result["reference_epochs"] = (result["train_seconds"] + result["evaluate_seconds"]) / result["reference_epoch_seconds"]
             results.append(result)
