@@ -142,6 +142,15 @@ def test_the_log_continues_after_a_cut_line_and_writes_no_nan(tmp_path):
     assert silent.write("batch")["id"] == 1 and silent.path is None
 
 
+def test_the_end_line_follows_a_line_written_as_sigterm_landed(tmp_path):
+    log = ProgressLog(tmp_path / "progress.jsonl")
+    log.write("start", epoch=0)
+    log.write("batch", step=1)
+    log.next_id -= 1  # what SIGTERM raised between the batch line's write and its count leaves
+    assert log.failed(progress_module.Terminated(143))["id"] == 3
+    assert [event["id"] for event in _events(tmp_path)] == [1, 2, 3]
+
+
 @pytest.mark.slow
 def test_a_cached_feature_head_reports_the_feature_pass_then_each_stage(prepared, tmp_path):
     out = tmp_path / "ft"

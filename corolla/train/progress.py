@@ -81,6 +81,8 @@ class ProgressLog:
             status, message = "interrupted", str(error) or "Interrupted (Ctrl-C)"
         else:
             status, message = "failed", str(error) or type(error).__name__
+        if self.path is not None:  # SIGTERM can land between a line's write and its count: the file has the last id
+            self.next_id = _last_id(self.path) + 1
         return self.write("end", status=status, error=message, error_type=type(error).__name__)
 
 
