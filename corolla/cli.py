@@ -137,7 +137,7 @@ def evaluate(
     data: Optional[pathlib.Path] = typer.Option(None, help="Prepared data (its --split), or a folder of class sub-folders / CSV of `path,label` (all of it). Default: the data the run trained on."),
     split: str = typer.Option("eval", help="Split of prepared data to evaluate."),
     checkpoint: str = typer.Option("best", help="best (the best evaluation during training) or last (the final epoch's model: report this one when the eval split is your test set, so it does not pick the epoch)."),
-    tta: Optional[str] = typer.Option(None, help="Test-time augmentation: none or flip (mean of the image and its mirror) \\[default: the run's --tta]."),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation: none, flip (mean of the image and its mirror) or flip_shift (10 views: both, also shifted a pixel each way) \\[default: the run's --tta]."),
 ):
     """Metrics, confusion matrix, calibration and worst mistakes → RUN_DIR/report/ (index.html, metrics.json, predictions.csv of every example sorted by loss, PNGs)."""
     from corolla.evaluate import evaluate as run_evaluate
@@ -156,7 +156,7 @@ def export(
     quantize: str = typer.Option("none", help="Also write a quantized LiteRT file: none, float16, dynamic (int8 weights) or int8 (full integer, calibrated on the train split)."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Data for the parity check and int8 calibration (default: the data the run trained on)."),
     parity_images: int = typer.Option(1000, help="Eval images every format is checked on against the Keras model."),
-    tta: Optional[str] = typer.Option(None, help="Test-time augmentation built into every format: none or flip (two passes per image) \\[default: the run's --tta]."),
+    tta: Optional[str] = typer.Option(None, help="Test-time augmentation built into every format: none, flip (two passes per image) or flip_shift (ten) \\[default: the run's --tta]."),
 ):
     """Export SavedModel (TF Serving ready), ONNX and LiteRT as the next version, each checked against Keras."""
     from corolla.export import export as run_export, parity_table

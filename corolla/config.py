@@ -48,7 +48,7 @@ class TrainConfig:
     clipnorm: float = 0.0  # 0: no gradient clipping
     early_stopping: int = 0  # patience in evaluations; 0: off
     augment: str = "none"
-    tta: str = "none"  # test-time augmentation evaluate and export apply by default: none | flip (corolla.models.tta)
+    tta: str = "none"  # test-time augmentation evaluate and export apply by default: none | flip | flip_shift (corolla.models.tta)
     fine_tune: bool = False  # second stage: unfreeze a pretrained backbone
     fine_tune_epochs: int = 0  # 0: same as `epochs`
     fine_tune_layers: int | str = "all"  # top N backbone layers, or "all"

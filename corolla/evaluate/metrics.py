@@ -34,7 +34,7 @@ def evaluate(
 ) -> dict:
     """Evaluate one of the run's checkpoints ("best" or "last") and write its report; returns the metrics.
 
-    `tta` "flip" averages each image with its mirror image (default: the run's `tta`).
+    `tta` "flip" averages each image with its mirror image, "flip_shift" over 10 views (default: the run's `tta`).
 
     `data_dir` is prepared data (its `split` is used; default: the data the run trained on),
     or a folder of class sub-folders or a CSV of `path,label` lines, decoded as training did.

@@ -27,6 +27,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
     """Write labels.txt, corolla.json and model_card.json into `version_dir`; returns the card."""
     import corolla
     from corolla.export.litert import LiteRTRunner
+    from corolla.models.tta import TTA_VIEWS
     from corolla.runtime.versions import INFO
 
     config = run.config
@@ -60,7 +61,7 @@ def write_card(version_dir: pathlib.Path, *, run, version: int, parity: dict, se
         **({"frames": config.frames, "task": config.task} if config.kind == "clips" else {}),
         "input": inputs,
         "output": {"probabilities": f"float32 [batch, {len(config.classes)}], in the order of labels.txt"},
-        "test_time_augmentation": {"none": "none", "flip": "flip: mean of the image's and its mirror image's probabilities, inside every format"}[tta],
+        "test_time_augmentation": "none" if tta == "none" else f"{tta}: {TTA_VIEWS[tta]}, inside every format",
         "formats": formats,
         "metrics": {key: metrics[key] for key in ("split", "count", "accuracy", "top_k_accuracy", "calibration") if key in metrics}
         or "not evaluated yet: run `corolla evaluate RUN_DIR` before exporting",

@@ -48,8 +48,8 @@ def export(
 
     `quantize` adds a quantized LiteRT file beside the float32 one. Parity runs on up to
     `parity_images` images of the eval split of `data_dir` (default: the data the run trained
-    on); int8 calibration uses `calibration_images` of its train split. `tta` "flip" builds
-    flip averaging into every format (default: the run's `tta`; see corolla.models.tta).
+    on); int8 calibration uses `calibration_images` of its train split. `tta` "flip" or "flip_shift" builds
+    the averaging into every format (default: the run's `tta`; see corolla.models.tta).
     """
     from corolla.export.litert import QUANTIZATIONS
 

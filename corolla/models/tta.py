@@ -1,9 +1,12 @@
-"""Test-time augmentation: average a model's probabilities over an image and its mirror image.
+"""Test-time augmentation: average a model's probabilities over several views of each image.
 
-Training with horizontal flips (`augment: light` or `standard`) teaches a model that a mirrored
-image is the same class; averaging both views at test time then removes part of the model's
-left/right noise. It costs one more forward pass per image, and it is only right for data whose
-mirror image keeps its label (clothes, flowers — not digits or text).
+    flip        the image and its mirror image (2 forward passes)
+    flip_shift  both, each also moved one pixel up, down, left and right (10 forward passes)
+
+Training with horizontal flips and shifts (`augment: light`) teaches a model that these views
+are the same class; averaging them at test time removes part of the model's noise. Flips are
+only right for data whose mirror image keeps its label (clothes, flowers — not digits or text).
+A shift repeats the edge pixels into the gap, as `augment: light`'s RandomTranslation does.
 
 The wrapper is an ordinary functional Keras model built from registered layers, so `evaluate`,
 the parity check and every export format (SavedModel, ONNX, LiteRT) run it as they run the
@@ -19,7 +22,12 @@ import keras
 
 from corolla.errors import CorollaError
 
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "flip_shift")
+SHIFTS = {"flip": ((0, 0),), "flip_shift": ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))}  # (rows, columns) per view of each image
+TTA_VIEWS = {
+    "flip": "mean of the image's and its mirror image's probabilities",
+    "flip_shift": "mean of 10 views' probabilities (the image and its mirror image, each also shifted one pixel up, down, left and right)",
+}
 
 
 @keras.saving.register_keras_serializable(package="corolla")
@@ -28,6 +36,35 @@ class HorizontalFlip(keras.layers.Layer):
 
     def call(self, images):
         return keras.ops.flip(images, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="corolla")
+class PixelShift(keras.layers.Layer):
+    """Move [batch, height, width, channels] images by `rows` down and `columns` right (negative: up, left),
+    repeating the edge row or column into the gap. Slices and concatenation only, so every export format has it."""
+
+    def __init__(self, rows: int = 0, columns: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.rows, self.columns = rows, columns
+
+    def call(self, images):
+        for axis, by in ((1, self.rows), (2, self.columns)):
+            if by > 0:
+                edge = keras.ops.repeat(_part(images, axis, 0, 1), by, axis=axis)
+                images = keras.ops.concatenate([edge, _part(images, axis, 0, -by)], axis=axis)
+            elif by < 0:
+                edge = keras.ops.repeat(_part(images, axis, -1, None), -by, axis=axis)
+                images = keras.ops.concatenate([_part(images, axis, -by, None), edge], axis=axis)
+        return images
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "columns": self.columns}
+
+
+def _part(images, axis: int, start, stop):
+    index = [slice(None)] * len(images.shape)
+    index[axis] = slice(start, stop)
+    return images[tuple(index)]
 
 
 def check_tta(mode: str, *, kind: str = "images") -> str:
@@ -39,9 +76,13 @@ def check_tta(mode: str, *, kind: str = "images") -> str:
 
 
 def with_tta(model, mode: str = "flip"):
-    """`model` itself for "none"; for "flip", a model returning the mean of model(x) and model(mirror(x))."""
+    """`model` itself for "none"; otherwise a model with the same input returning the mean of model(view) over the mode's views."""
     if check_tta(mode) == "none":
         return model
     pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
-    views = [model(pixels), model(HorizontalFlip(name="mirror")(pixels))]
-    return keras.Model(pixels, keras.layers.Average(name="flip_average")(views), name=f"{model.name}_flip_tta")
+    views = []
+    for image in (pixels, HorizontalFlip(name="mirror")(pixels)):
+        for rows, columns in SHIFTS[mode]:
+            shifted = PixelShift(rows, columns, name=f"shift_{len(views)}")(image) if (rows, columns) != (0, 0) else image
+            views.append(model(shifted))
+    return keras.Model(pixels, keras.layers.Average(name=f"{mode}_average")(views), name=f"{model.name}_{mode}_tta")

@@ -44,7 +44,7 @@ def train(
     clipnorm: Optional[float] = typer.Option(None, help="Clip each gradient to this norm \\[default: off]."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after this many evaluations without improvement \\[default: off]."),
     augment: Optional[str] = typer.Option(None, help=_help("none, light (flip, shift) or standard (random-resized crop, flip, brightness, contrast).", "augment")),
-    tta: Optional[str] = typer.Option(None, help=_help("Test-time augmentation `evaluate` and `export` apply: none, or flip (mean of the image and its mirror; for data whose mirror image keeps its label).", "tta")),
+    tta: Optional[str] = typer.Option(None, help=_help("Test-time augmentation `evaluate` and `export` apply: none, flip (mean of the image and its mirror; for data whose mirror image keeps its label) or flip_shift (10 views: both, also shifted a pixel each way).", "tta")),
     fine_tune: Optional[bool] = typer.Option(None, help="Pretrained models: after the head, unfreeze the backbone and train on at a lower LR."),
     fine_tune_epochs: Optional[int] = typer.Option(None, help="Epochs of the fine-tune stage \\[default: --epochs]."),
     fine_tune_layers: Optional[str] = typer.Option(None, help="Top N backbone layers to unfreeze, or 'all' \\[default: all]. BatchNorm stays frozen."),
