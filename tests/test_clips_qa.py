@@ -1,8 +1,8 @@
 """Clips that answer a question, end to end: the clip_qa model (frames + question → answer) through
 `prepare` (a path,question,answer CSV), `train`, `evaluate`, `export` and a real `corolla serve`.
 
-The clips are those of tests/test_clips.py (its docstring says how they are made and what was
-measured); each is asked "what colour is the square" and "which way does it move". Kept apart from
+The clips are those of tests/test_clips.py (tests/clipkit.py says how they are made; test_clips.py
+what was measured); each is asked "what colour is the square" and "which way does it move". Kept apart from
 test_clips.py so that pytest-xdist's `--dist loadfile` can run the two trained models on two workers.
 """
 
@@ -15,8 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import COLOURS
-from tests.test_clips import (  # noqa: F401 (moves and handled are fixtures, built again for this module)
+from tests.clipkit import (  # noqa: F401 (moves and handled are module fixtures, built again for this module)
     BATCH,
     CHANCE_AT_MOST,
     COLOUR_QUESTION,
@@ -32,7 +31,6 @@ from tests.test_clips import (  # noqa: F401 (moves and handled are fixtures, bu
     b64,
     by_label,
     check_clip_export,
-    cli_server,
     curve,
     handled,
     moves,
@@ -40,6 +38,8 @@ from tests.test_clips import (  # noqa: F401 (moves and handled are fixtures, bu
     shuffled,
     write_questions,
 )
+from tests.conftest import COLOURS
+from tests.test_serve_e2e import cli_server
 
 pytestmark = pytest.mark.slow
 

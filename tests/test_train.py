@@ -161,15 +161,22 @@ def test_lr_suggestion_is_the_steepest_fall_before_the_minimum():
     assert suggest(rates, diverged) == (suggestion, lowest)
 
 
+@pytest.fixture(scope="module")
+def fine_tuned(prepared, tmp_path_factory):
+    """Two epochs of a head on cached efficientnet_lite0 features, then one of its top 12 layers: (run folder, summary)."""
+    out = tmp_path_factory.mktemp("runs") / "ft"
+    summary = train(prepared, out=out, model="efficientnet_lite0", epochs=2, batch_size=16, fine_tune=True,
+                    fine_tune_epochs=1, fine_tune_layers=12, verbose=False)  # fmt: skip
+    return out, summary
+
+
 @pytest.mark.slow
-def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head(prepared, tmp_path):
+def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head(prepared, fine_tuned):
     from corolla.models import build_model
     from corolla.models.saving import load_model_file
     from corolla.models.transfer import backbone_of
 
-    out = tmp_path / "ft"
-    summary = train(prepared, out=out, model="efficientnet_lite0", epochs=2, batch_size=16, fine_tune=True,
-                    fine_tune_epochs=1, fine_tune_layers=12, verbose=False)  # fmt: skip
+    out, summary = fine_tuned
     assert summary["epochs"] == 3
     tuned = load_model_file(out / "checkpoints" / "last.keras")
     fresh = build_model("efficientnet_lite0", input_shape=(32, 32, 3), num_classes=3)
@@ -198,6 +205,24 @@ def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head
     evaluate(out, verbose=False)  # its report plots the per-epoch lists only, not feature_pass (a dict)
     assert (out / "report" / "training_curves.png").stat().st_size > 1000
 
+
+
+@pytest.mark.slow
+def test_a_cached_feature_head_reports_the_feature_pass_then_each_stage(fine_tuned):
+    out, _ = fine_tuned
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text(encoding="utf-8").splitlines()]
+    kinds = [event["event"] for event in events]
+    assert kinds[:2] == ["start", "features"] and kinds[-1] == "end"
+    features = [event for event in events if event["event"] == "features"]
+    history = json.loads((out / "history.json").read_text())
+    assert features[-1]["done"] and features[-1]["images"] == features[-1]["total"] == history["feature_pass"]["images"]
+    assert max(event["id"] for event in features) < kinds.index("batch") + 1, "the pass comes before the head trains"
+    starts = [event for event in events if event["event"] == "start"]
+    assert [(event["stage"], event["epoch"], event["end_epoch"]) for event in starts] == [("train", 0, 2), ("fine_tune", 2, 3)]
+    epochs = [event for event in events if event["event"] == "epoch"]
+    assert [event["stage"] for event in epochs] == ["train", "train", "fine_tune"]
+    assert [event["images_per_second"] for event in epochs] == [*history["head_images_per_second"][:2], history["images_per_second"][2]]
+    assert epochs[-1]["eta_seconds"] == 0 and events[-1]["status"] == "finished"
 
 def test_the_summary_line_names_what_each_speed_measured():
     from corolla.train.cli import speed

@@ -149,23 +149,3 @@ def test_the_end_line_follows_a_line_written_as_sigterm_landed(tmp_path):
     log.next_id -= 1  # what SIGTERM raised between the batch line's write and its count leaves
     assert log.failed(progress_module.Terminated(143))["id"] == 3
     assert [event["id"] for event in _events(tmp_path)] == [1, 2, 3]
-
-
-@pytest.mark.slow
-def test_a_cached_feature_head_reports_the_feature_pass_then_each_stage(prepared, tmp_path):
-    out = tmp_path / "ft"
-    # The top 10 backbone layers: the stages are what is checked (alone on 2 cores: 15 s, 19.5 s with all of them).
-    train(prepared, out=out, model="efficientnet_lite0", epochs=1, batch_size=16, fine_tune=True, fine_tune_epochs=1, fine_tune_layers=10, verbose=False)
-    events = _events(out)
-    kinds = [event["event"] for event in events]
-    assert kinds[:2] == ["start", "features"] and kinds[-1] == "end"
-    features = [event for event in events if event["event"] == "features"]
-    history = json.loads((out / "history.json").read_text())
-    assert features[-1]["done"] and features[-1]["images"] == features[-1]["total"] == history["feature_pass"]["images"]
-    assert max(event["id"] for event in features) < kinds.index("batch") + 1, "the pass comes before the head trains"
-    starts = [event for event in events if event["event"] == "start"]
-    assert [(event["stage"], event["epoch"], event["end_epoch"]) for event in starts] == [("train", 0, 1), ("fine_tune", 1, 2)]
-    epochs = [event for event in events if event["event"] == "epoch"]
-    assert [event["stage"] for event in epochs] == ["train", "fine_tune"]
-    assert [event["images_per_second"] for event in epochs] == [history["head_images_per_second"][0], history["images_per_second"][1]]
-    assert epochs[-1]["eta_seconds"] == 0 and events[-1]["status"] == "finished"
