@@ -24,12 +24,13 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import report  # noqa: E402
 
-CROSS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-VIEW_SETS = {
+from corolla.models.tta import SHIFTS, PixelShift  # noqa: E402
+
+MIRRORS = (False, True)
+VIEW_SETS = {  # (mirror, rows, columns) of each view
     "none": [(False, 0, 0)],
-    "flip": [(mirror, 0, 0) for mirror in (False, True)],
-    "flip_shift": [(mirror, rows, columns) for mirror in (False, True) for rows, columns in CROSS],
-    "flip × 9": [(mirror, rows, columns) for mirror in (False, True) for rows, columns in itertools.product((-1, 0, 1), repeat=2)],
+    **{mode: [(mirror, rows, columns) for mirror in MIRRORS for rows, columns in shifts] for mode, shifts in SHIFTS.items()},
+    "flip × 9": [(mirror, rows, columns) for mirror in MIRRORS for rows, columns in itertools.product((-1, 0, 1), repeat=2)],
 }
 
 
@@ -43,11 +44,7 @@ def eval_arrays(run):
     return np.concatenate([pixels for pixels, _ in batches]), np.concatenate([labels for _, labels in batches])
 
 
-def view_accuracies(run_dir) -> dict:
-    from corolla.models.tta import PixelShift
-    from corolla.run import Run
-
-    run = Run(run_dir)
+def view_accuracies(run) -> dict:
     model = run.load_model("last", tta="none")
     pixels, labels = eval_arrays(run)
     probabilities = {}
@@ -66,12 +63,12 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run folders (their checkpoints/last.keras is scored)")
     parser.add_argument("--name", default="tta_views", help="benchmarks/out/NAME.json")
     args = parser.parse_args()
+    from corolla.run import Run
+
     rows = []
     for run_dir in args.runs:
-        from corolla.run import Run
-
-        config = Run(run_dir).config
-        accuracies = view_accuracies(run_dir)
+        run = Run(run_dir)
+        config, accuracies = run.config, view_accuracies(run)
         rows.append({"run": str(run_dir), "widths": str(config.model_options.get("widths", "")), "epochs": config.epochs, "seed": config.seed,
                      **{f"{name} (%)": round(100 * value, 2) for name, value in accuracies.items()}})  # fmt: skip
         print(rows[-1], flush=True)

@@ -1,6 +1,6 @@
 """The clips of tests/test_clips.py and tests/test_clips_qa.py: how they are made, the settings both
-modules train with, their shared helpers, and two module fixtures (`moves`, `handled`) each module
-builds for itself.
+modules train with and their shared helpers. Their fixtures `moves` and `handled` are in
+tests/conftest.py (module-scoped: each module that asks builds its own).
 
 The data: a square of one of three colours crosses fresh noise to the left or to the right
 (tests/clipgen.py), each colour as often in both classes. 24 source frames, 8 sampled
@@ -10,7 +10,8 @@ positions and only their order tells the class. The same clips answer two questi
 only the question says which of its two answers is wanted.
 
 Example:
-    from tests.clipkit import FRAMES, SIZE, handled, moves  # noqa: F401 (fixtures)
+    clips = write_moves(tmp_path, seed=SEED)     # tmp_path/{train,eval}/{left,right}/NN.mp4, one dict per clip
+    check_clip_export(export, task="classify", inputs=[], count=2 * EVAL_PER_CLASS)
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 from tests import clipgen
 from tests.conftest import COLOURS
@@ -120,26 +120,3 @@ def check_clip_export(export, *, task: str, inputs: list[str], count: int) -> tu
     signatures = tf.saved_model.load(str(export)).signatures  # the card describes the SavedModel's own signatures
     assert {name: set(names) for name, names in described.items()} == {name: set(signatures[name].structured_input_signature[1]) for name in signatures}
     return info, card
-
-
-@pytest.fixture(scope="module")
-def moves(tmp_path_factory):
-    root = tmp_path_factory.mktemp("moves")
-    return root, write_moves(root, SEED)
-
-
-@pytest.fixture(scope="module")
-def handled(moves, tmp_path_factory) -> list:
-    """Eval clips left/00 (red), left/01 (green), right/00, right/01, and awkward clips that must be answered: variable
-    frame rate, a rotated phone video, fewer frames than the model takes (padded and masked), an odd 161×97 frame (VP9/WebM)."""
-    root = tmp_path_factory.mktemp("handled")
-    evals = [clip["path"] for clip in moves[1] if clip["split"] == "eval" and clip["index"] < 2]
-    awkward = {
-        "vfr.mp4": dict(direction="left", frames=SOURCE_FRAMES, variable_frame_rate=True, seed=1),
-        "phone.mp4": dict(direction="right", frames=SOURCE_FRAMES, rotation=90, seed=2),
-        "short.mp4": dict(direction="left", frames=5, seed=3),
-        "odd.webm": dict(direction="right", frames=12, size=(161, 97), codec="libvpx-vp9", seed=4),
-    }
-    for name, options in awkward.items():
-        clipgen.make_clip(root / name, colour=COLOURS["green"], **options)
-    return [*evals, *(root / name for name in awkward)]

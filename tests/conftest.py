@@ -1,4 +1,5 @@
-"""Session-scoped fixtures: one small image folder, prepared, trained and exported once for all tests."""
+"""Session-scoped fixtures: one small image folder, prepared, trained and exported once for all tests;
+the clip modules' `moves` and `handled` (module-scoped); a headless Chromium."""
 
 from __future__ import annotations
 
@@ -94,6 +95,38 @@ def keras_predict(trained_run):
         return model.predict_on_batch(image[None])[0]
 
     return predict
+
+
+# --- the clips of tests/test_clips.py and tests/test_clips_qa.py (tests/clipkit.py) ---------------
+
+
+@pytest.fixture(scope="module")
+def moves(tmp_path_factory):
+    """The clips of tests/clipkit.py: (root, one dict per clip) under root/{train,eval}/{left,right}/NN.mp4."""
+    from tests.clipkit import SEED, write_moves
+
+    root = tmp_path_factory.mktemp("moves")
+    return root, write_moves(root, SEED)
+
+
+@pytest.fixture(scope="module")
+def handled(moves, tmp_path_factory) -> list:
+    """Eval clips left/00 (red), left/01 (green), right/00, right/01, and awkward clips that must be answered: variable
+    frame rate, a rotated phone video, fewer frames than the model takes (padded and masked), an odd 161×97 frame (VP9/WebM)."""
+    from tests import clipgen
+    from tests.clipkit import SOURCE_FRAMES
+
+    root = tmp_path_factory.mktemp("handled")
+    evals = [clip["path"] for clip in moves[1] if clip["split"] == "eval" and clip["index"] < 2]
+    awkward = {
+        "vfr.mp4": dict(direction="left", frames=SOURCE_FRAMES, variable_frame_rate=True, seed=1),
+        "phone.mp4": dict(direction="right", frames=SOURCE_FRAMES, rotation=90, seed=2),
+        "short.mp4": dict(direction="left", frames=5, seed=3),
+        "odd.webm": dict(direction="right", frames=12, size=(161, 97), codec="libvpx-vp9", seed=4),
+    }
+    for name, options in awkward.items():
+        clipgen.make_clip(root / name, colour=COLOURS["green"], **options)
+    return [*evals, *(root / name for name in awkward)]
 
 
 def chromium_driver(*arguments: str, window: str = "1200,2000", browser_log: bool = False):

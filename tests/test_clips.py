@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from tests import clipgen
-from tests.clipkit import (  # noqa: F401 (moves and handled are module fixtures)
+from tests.clipkit import (
     BATCH,
     CHANCE_AT_MOST,
     DIRECTIONS,
@@ -43,8 +43,6 @@ from tests.clipkit import (  # noqa: F401 (moves and handled are module fixtures
     by_label,
     check_clip_export,
     curve,
-    handled,
-    moves,
     predicted,
     shuffled,
 )

@@ -1,9 +1,9 @@
 """Clips that answer a question, end to end: the clip_qa model (frames + question → answer) through
 `prepare` (a path,question,answer CSV), `train`, `evaluate`, `export` and a real `corolla serve`.
 
-The clips are those of tests/test_clips.py (tests/clipkit.py says how they are made; test_clips.py
-what was measured); each is asked "what colour is the square" and "which way does it move". Kept apart from
-test_clips.py so that pytest-xdist's `--dist loadfile` can run the two trained models on two workers.
+The clips are those of tests/test_clips.py (tests/clipkit.py says how they are made, test_clips.py
+what was measured); each is asked "what colour is the square" and "which way does it move". Kept
+apart from test_clips.py so that pytest-xdist's `--dist loadfile` trains the two models on two workers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.clipkit import (  # noqa: F401 (moves and handled are module fixtures, built again for this module)
+from tests.clipkit import (
     BATCH,
     CHANCE_AT_MOST,
     COLOUR_QUESTION,
@@ -32,8 +32,6 @@ from tests.clipkit import (  # noqa: F401 (moves and handled are module fixtures
     by_label,
     check_clip_export,
     curve,
-    handled,
-    moves,
     predicted,
     shuffled,
     write_questions,

@@ -206,7 +206,6 @@ def test_fine_tune_unfreezes_the_top_of_the_backbone_after_a_cached_feature_head
     assert (out / "report" / "training_curves.png").stat().st_size > 1000
 
 
-
 @pytest.mark.slow
 def test_a_cached_feature_head_reports_the_feature_pass_then_each_stage(fine_tuned):
     out, _ = fine_tuned
@@ -223,6 +222,7 @@ def test_a_cached_feature_head_reports_the_feature_pass_then_each_stage(fine_tun
     assert [event["stage"] for event in epochs] == ["train", "train", "fine_tune"]
     assert [event["images_per_second"] for event in epochs] == [*history["head_images_per_second"][:2], history["images_per_second"][2]]
     assert epochs[-1]["eta_seconds"] == 0 and events[-1]["status"] == "finished"
+
 
 def test_the_summary_line_names_what_each_speed_measured():
     from corolla.train.cli import speed

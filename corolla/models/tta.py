@@ -22,8 +22,8 @@ import keras
 
 from corolla.errors import CorollaError
 
-TTA_MODES = ("none", "flip", "flip_shift")
 SHIFTS = {"flip": ((0, 0),), "flip_shift": ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))}  # (rows, columns) per view of each image
+TTA_MODES = ("none", *SHIFTS)
 TTA_VIEWS = {
     "flip": "mean of the image's and its mirror image's probabilities",
     "flip_shift": "mean of 10 views' probabilities (the image and its mirror image, each also shifted one pixel up, down, left and right)",
