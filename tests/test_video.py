@@ -177,7 +177,9 @@ def test_same_bytes_same_frames_in_threads_and_processes():
     assert _read(data) == reference
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         assert all(frames == reference for frames in pool.map(_read, [data] * 8))
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+    # Spawned, not forked: a fork of this multi-threaded process (TensorFlow's, servers' and Beam's threads
+    # from earlier tests in the same worker) can deadlock in the child, and then the whole suite waits.
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert all(frames == reference for frames in pool.map(_read, [data] * 4))
 
 
