@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from corolla.data import records
 from corolla.data.manifest import Manifest
-from corolla.data.pipeline import AUTOTUNE, CACHE_LIMIT_BYTES, decode_and_resize
+from corolla.data.pipeline import AUTOTUNE, CACHE_LIMIT_BYTES, decode_and_resize, finish
 from corolla.data.video import PAD_VALUE
 from corolla.errors import CorollaError
 
@@ -86,4 +86,4 @@ def load_clips(
         dataset = dataset.repeat()
     else:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
-    return dataset.prefetch(AUTOTUNE)
+    return finish(dataset)

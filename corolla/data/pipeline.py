@@ -21,6 +21,27 @@ AUTOTUNE = tf.data.AUTOTUNE
 CACHE_LIMIT_BYTES = 2 * 2**30  # decoded images cached in RAM up to this size
 
 
+def schedulable_cores() -> int:
+    """Cores this process may run on (`taskset`, `docker --cpuset-cpus`), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Prefetch, and on a single core turn tf.data's autotuner off.
+
+    On one core the autotuner's own work competes with the training step: a fastnet-24 step
+    (batch 128) took 171 ms with it and 105–117 ms without (`taskset -c 0`, benchmarks/RESULTS.md,
+    "One core"). Without it each AUTOTUNE parallelism is the core count, here 1. On two cores or
+    more the two measured alike, so it stays on there.
+    """
+    dataset = dataset.prefetch(AUTOTUNE)
+    if schedulable_cores() > 1:
+        return dataset
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def resize(image: tf.Tensor, *, image_size: int) -> tf.Tensor:
     """Any image → float32 [image_size, image_size, c], bilinear (no crop).
 
@@ -144,7 +165,7 @@ def load(
         dataset = dataset.repeat()
     elif manifest.files is None:  # interleave hides the length; the manifest knows it (folder mode may drop bad files)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
-    return dataset.prefetch(AUTOTUNE)
+    return finish(dataset)
 
 
 def _decoded(manifest: Manifest, split: str, *, then, shuffle: bool, shuffle_records: bool, seed: int) -> tf.data.Dataset:
