@@ -30,9 +30,9 @@ def finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Prefetch, and on a single core turn tf.data's autotuner off.
 
     On one core the autotuner's own work competes with the training step: a fastnet-24 step
-    (batch 128) took 171 ms with it and 105–117 ms without (`taskset -c 0`, benchmarks/RESULTS.md,
-    "One core"). Without it each AUTOTUNE parallelism is the core count, here 1. On two cores or
-    more the two measured alike, so it stays on there.
+    (batch 128) took 171 ms with it and 101–111 ms without (`taskset -c 0`,
+    benchmarks/one_core_pipeline.py). Without it each AUTOTUNE parallelism is the core count, here 1.
+    On two cores or more the two measured alike, so it stays on there.
     """
     dataset = dataset.prefetch(AUTOTUNE)
     if schedulable_cores() > 1:
