@@ -134,7 +134,7 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from corolla.data.pipeline import load
+    from corolla.data.pipeline import load, schedulable_cores
     from corolla.models import build_model
     from corolla.train.distribute import device_kind, use_xla
 
@@ -169,7 +169,7 @@ def main() -> None:
         print(f"wrote {args.images} JPEGs in {args.shards} shards in {time.perf_counter() - started:.1f} s", flush=True)
         dataset = load(scratch, "train", batch_size=args.batch_size, augment=args.augment, repeat=True, cache=args.cache, manifest=manifest)
         row("pipeline (corolla.data.pipeline.load)", timer.images_per_second(model, dataset, **measure), "what corolla train sees")
-        row("input only (no model)", input_only(dataset, warmup=args.warmup, **measure), f"tf.data AUTOTUNE on {_cores()} cores")
+        row("input only (no model)", input_only(dataset, warmup=args.warmup, **measure), f"tf.data AUTOTUNE on {schedulable_cores()} cores")
 
     model_speed, pipeline_speed, input_speed = (entry["images_per_s"] for entry in rows)
     if pipeline_speed >= 0.9 * model_speed:
@@ -193,12 +193,6 @@ def main() -> None:
                   "jit_compile": jit, "cache": args.cache, "augment": args.augment, "images": args.images, "shards": args.shards, "keras": keras.__version__},
         goal_images_per_s=GOAL,
     )  # fmt: skip
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

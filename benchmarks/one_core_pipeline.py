@@ -41,7 +41,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from corolla.data.pipeline import load
+    from corolla.data.manifest import describe
+    from corolla.data.pipeline import load, schedulable_cores
     from corolla.models import build_model
 
     model = build_model("fastnet", input_shape=(28, 28, 1), num_classes=10, widths=[24, 48, 96])
@@ -55,7 +56,7 @@ def main() -> None:
         "autotuner on": corolla.with_options(autotuned),
         "fixed batch": tf.data.Dataset.from_tensors((images, np.arange(128) % 10)).repeat(),
     }
-    steps_per_epoch = -(-60_000 // 128)
+    steps_per_epoch = -(-describe(args.data).count("train") // 128)
     for name, dataset in feeds.items():  # trace, and fill the RAM cache of the pipeline's first epoch
         model.fit(dataset, steps_per_epoch=steps_per_epoch if name != "fixed batch" else 10, verbose=0)
     timings = {name: [] for name in feeds}
@@ -71,7 +72,7 @@ def main() -> None:
         for name, values in timings.items()
     ]
     report("one_core_pipeline" if args.cores != "all" else "one_core_pipeline_all_cores", rows,
-           cores=args.cores, schedulable=len(os.sched_getaffinity(0)), steps=args.steps, rounds=args.rounds)
+           cores=args.cores, schedulable=schedulable_cores(), steps=args.steps, rounds=args.rounds)
 
 
 if __name__ == "__main__":

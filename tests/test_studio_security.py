@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import struct
-import time
 import zlib
 
 import httpx
@@ -341,14 +340,15 @@ def test_a_closed_tab_loses_no_progress_event(client, two_runs):
 def test_two_trainings_of_a_project_queue_and_never_interleave(client, two_runs):
     first, second = two_runs["runs"] / two_runs["first"], two_runs["runs"] / two_runs["second"]
     assert two_runs["second_state_at_start"] == "queued"
-    deadline = time.monotonic() + 240
-    while True:  # while the first runs, the second waits and does nothing
+
+    def first_ended_second_untouched() -> bool:  # while the first runs, the second waits and does nothing
         b, progress = job_record(second), (second / "progress.jsonl").exists()  # read before the first's state: no race
         if job_record(first).get("state") != "running":
-            break
+            return True
         assert b["state"] == "queued" and "started" not in b and not progress, b
-        assert time.monotonic() < deadline, f"the first training still runs after 240 s: {job_record(first)}"
-        time.sleep(0.2)
+        return False
+
+    wait_for(first_ended_second_untouched, timeout=240, what=lambda: f"the first training to end: {job_record(first)}")
     client.wait_state("race", two_runs["first"], "finished")
     a = job_record(first)
     b = client.wait_state("race", two_runs["second"], ("running", "finished"), timeout=60)

@@ -138,7 +138,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ch
     """Predict every image or clip of `data` (see `labelled_images`), keeping the worst mistakes."""
     from rich.progress import Progress
 
-    from corolla.data.pipeline import AUTOTUNE
+    from corolla.data.pipeline import AUTOTUNE, finish
 
     config = run.config
     images = labelled_images(data, config, split=split, own_data=pathlib.Path(data).resolve() == pathlib.Path(config.data_dir).resolve())
@@ -149,7 +149,7 @@ def collect_predictions(run, data: str | os.PathLike, *, split: str = "eval", ch
     noun = "clips" if config.kind == "clips" else "images"
     with Progress(transient=True, disable=not verbose) as progress:
         task = progress.add_task(f"Evaluating {images.count:,} {noun}", total=images.count)
-        for inputs, labels, keys in dataset.batch(min(batch_size, 32) if config.kind == "clips" else batch_size).prefetch(AUTOTUNE):
+        for inputs, labels, keys in finish(dataset.batch(min(batch_size, 32) if config.kind == "clips" else batch_size)):
             scores = np.asarray(model.predict_on_batch(to_model(inputs)), dtype=np.float64)
             labels = labels.numpy()
             truths.append(labels)

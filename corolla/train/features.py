@@ -123,10 +123,12 @@ def compute_features(extractor, dataset, *, on_batch=None):
 def feature_dataset(features, labels, *, batch_size: int, shuffle: bool, seed: int):
     import tensorflow as tf
 
+    from corolla.data.pipeline import finish
+
     dataset = tf.data.Dataset.from_tensor_slices((tuple(features) if isinstance(features, tuple) else features, labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return finish(dataset.batch(batch_size))
 
 
 def _labels_for(features_and_labels, settings):
