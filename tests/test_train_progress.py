@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import weakref
 
 import keras
 import pytest
@@ -124,6 +125,38 @@ def test_ctrl_c_and_sigterm_are_recorded_as_interrupted(prepared, tmp_path, monk
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the default handler is back"
     end = _events(tmp_path / "sigterm")[-1]
     assert (end["status"], end["error"], end["error_type"]) == ("interrupted", "Stopped by SIGTERM", "Terminated")
+
+
+def test_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(prepared, tmp_path, monkeypatch):
+    """Python drops an exception raised in a weakref callback ("Exception ignored in …"): a studio's stop once
+    landed there, and the training ran on until SIGKILL. The next batch raises it again."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("something else handles SIGTERM in this process")
+
+    def sigterm_in_a_weakref_callback():
+        def callback(_):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # bytecodes to run the handler on, inside the callback
+                pass
+
+        target = keras.callbacks.Callback()
+        reference = weakref.ref(target, callback)  # noqa: F841 (kept alive: its callback runs when `target` goes)
+        del target
+
+    original = keras.callbacks.TensorBoard.on_epoch_end
+
+    def on_epoch_end(self, index, logs=None):
+        original(self, index, logs)
+        if index == 0:
+            sigterm_in_a_weakref_callback()
+
+    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", on_epoch_end)
+    with pytest.raises(SystemExit) as stopped:
+        train(prepared, out=tmp_path / "run", epochs=3, batch_size=8, verbose=False)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    events = _events(tmp_path / "run")
+    assert [event["epoch"] for event in events if event["event"] == "epoch"] == [1], "stopped within the next epoch"
+    assert (events[-1]["status"], events[-1]["error_type"]) == ("interrupted", "Terminated")
 
 
 def test_the_log_continues_after_a_cut_line_and_writes_no_nan(tmp_path):

@@ -90,7 +90,8 @@ class TrainingProgress(keras.callbacks.Callback):
     """"batch" (throttled) and "epoch" events for one stage.
 
     Goes after RunCheckpoints in the callback list: `history` is its history (updated in place),
-    so an epoch event carries the very values history.json gets. Per batch it does one time check.
+    so an epoch event carries the very values history.json gets. Per batch it does one time check (and
+    one flag check: `raise_if_terminated`).
     """
 
     def __init__(self, log: ProgressLog, *, stage: str, history: dict, epochs: int, steps: int, batch_size: int, images_per_epoch: int, speed_name: str):
@@ -107,6 +108,7 @@ class TrainingProgress(keras.callbacks.Callback):
         self.epoch, self.started = epoch, time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        raise_if_terminated()
         now = time.perf_counter()
         if now < self.next_report:
             return
@@ -152,6 +154,7 @@ class FeatureProgress:
         self._write(done=False)
 
     def __call__(self, images: int) -> None:
+        raise_if_terminated()
         self.done += images
         now = time.perf_counter()
         if now >= self.next_report:
@@ -171,14 +174,23 @@ class Terminated(SystemExit):
     """SIGTERM, raised in the main thread so the run records "interrupted" before the process exits (code 143)."""
 
 
+_sigterm = threading.Event()  # set by stop_on_sigterm's handler, cleared when its block ends
+
+
 @contextlib.contextmanager
 def stop_on_sigterm():
-    """Within: SIGTERM raises Terminated, where it would have ended the process at once (main thread, default handler only)."""
+    """Within: SIGTERM raises Terminated, where it would have ended the process at once (main thread, default handler only).
+
+    Python runs the handler between any two bytecodes, a weakref callback's or a `__del__`'s included, and
+    there it prints the exception and drops it ("Exception ignored in …"): training went on until SIGKILL.
+    So the handler also records the signal, and `raise_if_terminated` raises it again per batch.
+    """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
 
     def terminate(signum, frame):
+        _sigterm.set()
         raise Terminated(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
@@ -186,6 +198,13 @@ def stop_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _sigterm.clear()
+
+
+def raise_if_terminated() -> None:
+    """Terminated, if SIGTERM came within `stop_on_sigterm` and its own raise was swallowed."""
+    if _sigterm.is_set():
+        raise Terminated(128 + signal.SIGTERM)
 
 
 def _finite(value):
