@@ -134,7 +134,8 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from corolla.data.pipeline import load, schedulable_cores
+    from corolla.cores import schedulable_cores
+    from corolla.data.pipeline import load
     from corolla.models import build_model
     from corolla.train.distribute import device_kind, use_xla
 

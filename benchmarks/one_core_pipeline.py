@@ -41,8 +41,9 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
+    from corolla.cores import schedulable_cores
     from corolla.data.manifest import describe
-    from corolla.data.pipeline import load, schedulable_cores
+    from corolla.data.pipeline import load
     from corolla.models import build_model
 
     model = build_model("fastnet", input_shape=(28, 28, 1), num_classes=10, widths=[24, 48, 96])

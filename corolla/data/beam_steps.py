@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import uuid
 
 import tensorflow as tf
@@ -56,6 +55,7 @@ with _without_gcp_probe_warning():
     from apache_beam.transforms.window import GlobalWindow
     from apache_beam.utils.windowed_value import WindowedValue
 
+from corolla.cores import schedulable_cores
 from corolla.data import storage
 from corolla.data.images import DEFAULT_MAX_PIXELS, InvalidImage, prepare_image
 from corolla.data.clip_sources import read_clip_item
@@ -189,7 +189,7 @@ def _options(beam_args: list[str], *, image_files: bool) -> PipelineOptions:
     options = PipelineOptions(beam_args)
     direct = options.view_as(DirectOptions)
     if image_files and not any(arg.startswith(("--direct_num_workers", "--direct_running_mode")) for arg in beam_args):
-        direct.direct_num_workers = os.cpu_count() or 1
+        direct.direct_num_workers = schedulable_cores()
         direct.direct_running_mode = "multi_threading"
     return options
 

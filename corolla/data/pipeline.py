@@ -13,17 +13,13 @@ import os
 
 import tensorflow as tf
 
+from corolla.cores import schedulable_cores
 from corolla.data import records
 from corolla.data.manifest import Manifest, describe
 from corolla.errors import CorollaError
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_LIMIT_BYTES = 2 * 2**30  # decoded images cached in RAM up to this size
-
-
-def schedulable_cores() -> int:
-    """Cores this process may run on (`taskset`, `docker --cpuset-cpus`), not the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def finish(dataset: tf.data.Dataset) -> tf.data.Dataset:

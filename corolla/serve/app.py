@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from corolla.cores import schedulable_cores
 from corolla.errors import CorollaError
 from corolla.serve import kserve, tfserving
 from corolla.serve.jsonio import JSONBody
@@ -289,7 +290,7 @@ def serve(
         # Each worker's runtime gets its share of the cores: with a pool per worker sized for all
         # of them, the pools and the event loops overbook the cores (TensorFlow: 1.0 → 0.8 ms of CPU
         # per request with 2 workers on 2 cores, benchmarks/RESULTS.md).
-        options["runtime_threads"] = max(1, (os.cpu_count() or 1) // workers)
+        options["runtime_threads"] = max(1, schedulable_cores() // workers)
     os.environ[SETTINGS_ENV] = json.dumps({"path": str(path), "log_level": log_level, "load_before_serving": not listen_while_loading, **options})
     uvicorn.run("corolla.serve.app:worker_app", factory=True, workers=workers, **common)
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
-import os
 import pathlib
 import time
 
 import numpy as np
 
+from corolla.cores import schedulable_cores
 from corolla.serve.batching import Batcher
 from corolla.serve.limits import DEFAULT_MAX_PIXELS, ApiError, check_image, open_checked
 from corolla.runtime.exported import Decoder, read_info
@@ -30,7 +30,7 @@ from corolla.runtime.runners import load_runtime
 from corolla.runtime.versions import version_of
 
 INLINE_DECODE_PIXELS = 64 * 64  # per request; see predict_images
-_DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="corolla-decode")
+_DECODE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=schedulable_cores(), thread_name_prefix="corolla-decode")
 
 
 class Servable:
