@@ -8,7 +8,7 @@ Measured on Fashion-MNIST (2-core AMD EPYC VM, one pinned core; benchmarks/RESUL
 accuracy"): a training epoch of widths (32, 64, 128) costs 2.37 epochs of the seeds' convnet and
 (24, 48, 96) 1.67 (benchmarks/fastnet_widths.py). After 24 epochs with flip TTA they reach
 94.35–94.58% and 93.79–93.83% on the official test set; the `fashion-mnist` recipe (widths 24,
-28 epochs, 10-view TTA) 94.08–94.16% on two seeds in ~39 reference epochs. The default
+28 epochs, 10-view TTA) 94.08–94.33% on three seeds in ~39 reference epochs. The default
 (48, 96, 192) reached 94.11% after 12 epochs at about 1.8× the cost of width 32 per epoch.
 
 Example:
