@@ -14,7 +14,7 @@ import corolla
 
 PACKAGE = pathlib.Path(corolla.__file__).parent
 FLOORS = [
-    {"_api", "errors"},
+    {"_api", "errors", "cores"},
     {"__init__"},  # the version and the lazy façade, which imports its stages by name on first use
     {"data"},
     {"config", "models"},
