@@ -127,28 +127,30 @@ def test_ctrl_c_and_sigterm_are_recorded_as_interrupted(prepared, tmp_path, monk
     assert (end["status"], end["error"], end["error_type"]) == ("interrupted", "Stopped by SIGTERM", "Terminated")
 
 
+def _sigterm_in_a_weakref_callback():
+    """SIGTERM to this process, handled inside a weakref callback, where Python drops what the handler raises."""
+
+    def callback(_):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecodes to run the handler on, inside the callback
+            pass
+
+    target = keras.callbacks.Callback()
+    reference = weakref.ref(target, callback)  # noqa: F841 (kept alive: its callback runs when `target` goes)
+    del target
+
+
 def test_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(prepared, tmp_path, monkeypatch):
     """Python drops an exception raised in a weakref callback ("Exception ignored in …"): a studio's stop once
     landed there, and the training ran on until SIGKILL. The next batch raises it again."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("something else handles SIGTERM in this process")
-
-    def sigterm_in_a_weakref_callback():
-        def callback(_):
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(1000):  # bytecodes to run the handler on, inside the callback
-                pass
-
-        target = keras.callbacks.Callback()
-        reference = weakref.ref(target, callback)  # noqa: F841 (kept alive: its callback runs when `target` goes)
-        del target
-
     original = keras.callbacks.TensorBoard.on_epoch_end
 
     def on_epoch_end(self, index, logs=None):
         original(self, index, logs)
         if index == 0:
-            sigterm_in_a_weakref_callback()
+            _sigterm_in_a_weakref_callback()
 
     monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", on_epoch_end)
     with pytest.raises(SystemExit) as stopped:
@@ -156,6 +158,24 @@ def test_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(prepared, 
     assert stopped.value.code == 128 + signal.SIGTERM
     events = _events(tmp_path / "run")
     assert [event["epoch"] for event in events if event["event"] == "epoch"] == [1], "stopped within the next epoch"
+    assert (events[-1]["status"], events[-1]["error_type"]) == ("interrupted", "Terminated")
+
+
+def test_sigterm_swallowed_after_the_last_batch_still_ends_the_run_interrupted(prepared, tmp_path, monkeypatch):
+    """No batch is left to raise it again: the end of `stop_on_sigterm`'s block does."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("something else handles SIGTERM in this process")
+    original = keras.callbacks.TensorBoard.on_train_end
+
+    def on_train_end(self, logs=None):
+        original(self, logs)
+        _sigterm_in_a_weakref_callback()
+
+    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_train_end", on_train_end)
+    with pytest.raises(SystemExit) as stopped:
+        train(prepared, out=tmp_path / "run", epochs=1, batch_size=8, verbose=False)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    events = _events(tmp_path / "run")
     assert (events[-1]["status"], events[-1]["error_type"]) == ("interrupted", "Terminated")
 
 

@@ -183,7 +183,8 @@ def stop_on_sigterm():
 
     Python runs the handler between any two bytecodes, a weakref callback's or a `__del__`'s included, and
     there it prints the exception and drops it ("Exception ignored in …"): training went on until SIGKILL.
-    So the handler also records the signal, and `raise_if_terminated` raises it again per batch.
+    So the handler also records the signal: `raise_if_terminated` raises it again per batch, and once
+    more as the block ends, for a signal swallowed after the last batch check.
     """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
@@ -196,6 +197,7 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, terminate)
     try:
         yield
+        raise_if_terminated()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _sigterm.clear()
