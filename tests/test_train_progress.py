@@ -140,42 +140,25 @@ def _sigterm_in_a_weakref_callback():
     del target
 
 
-def test_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(prepared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("hook, epochs", [("on_epoch_end", 3), ("on_train_end", 1)], ids=["mid-training", "after-the-last-batch"])
+def test_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(prepared, tmp_path, monkeypatch, hook, epochs):
     """Python drops an exception raised in a weakref callback ("Exception ignored in …"): a studio's stop once
-    landed there, and the training ran on until SIGKILL. The next batch raises it again."""
+    landed there, and the training ran on until SIGKILL. The next batch raises it again, or after the last
+    batch the end of `stop_on_sigterm`'s block does."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("something else handles SIGTERM in this process")
-    original = keras.callbacks.TensorBoard.on_epoch_end
+    original = getattr(keras.callbacks.TensorBoard, hook)
 
-    def on_epoch_end(self, index, logs=None):
-        original(self, index, logs)
-        if index == 0:
-            _sigterm_in_a_weakref_callback()
+    def hook_then_sigterm(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _sigterm_in_a_weakref_callback()
 
-    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(keras.callbacks.TensorBoard, hook, hook_then_sigterm)
     with pytest.raises(SystemExit) as stopped:
-        train(prepared, out=tmp_path / "run", epochs=3, batch_size=8, verbose=False)
+        train(prepared, out=tmp_path / "run", epochs=epochs, batch_size=8, verbose=False)
     assert stopped.value.code == 128 + signal.SIGTERM
     events = _events(tmp_path / "run")
     assert [event["epoch"] for event in events if event["event"] == "epoch"] == [1], "stopped within the next epoch"
-    assert (events[-1]["status"], events[-1]["error_type"]) == ("interrupted", "Terminated")
-
-
-def test_sigterm_swallowed_after_the_last_batch_still_ends_the_run_interrupted(prepared, tmp_path, monkeypatch):
-    """No batch is left to raise it again: the end of `stop_on_sigterm`'s block does."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        pytest.skip("something else handles SIGTERM in this process")
-    original = keras.callbacks.TensorBoard.on_train_end
-
-    def on_train_end(self, logs=None):
-        original(self, logs)
-        _sigterm_in_a_weakref_callback()
-
-    monkeypatch.setattr(keras.callbacks.TensorBoard, "on_train_end", on_train_end)
-    with pytest.raises(SystemExit) as stopped:
-        train(prepared, out=tmp_path / "run", epochs=1, batch_size=8, verbose=False)
-    assert stopped.value.code == 128 + signal.SIGTERM
-    events = _events(tmp_path / "run")
     assert (events[-1]["status"], events[-1]["error_type"]) == ("interrupted", "Terminated")
 
 
